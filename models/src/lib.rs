@@ -1,0 +1,1 @@
+//! hearth-models: GGUF files, tokenizers and model architectures.

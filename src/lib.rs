@@ -1,0 +1,1 @@
+//! hearth: the engine, CLI verbs and model store.
