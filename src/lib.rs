@@ -1,1 +1,3 @@
 //! hearth: the engine, CLI verbs and model store.
+
+pub mod store;
