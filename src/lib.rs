@@ -1,3 +1,5 @@
 //! hearth: the engine, CLI verbs and model store.
 
+pub mod cli;
+pub mod inspect;
 pub mod store;

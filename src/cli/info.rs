@@ -1,0 +1,152 @@
+//! `hearth info MODEL`: what a user wants to know before running a model.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hearth_models::gguf::GgufFile;
+use hearth_models::tokenizer::Tokenizer;
+
+use crate::inspect::{human_bytes, human_count, ModelSummary};
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Path to a GGUF model file (the first part of a split model).
+    pub model: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: InfoArgs) -> anyhow::Result<()> {
+    // Opening validates the header and every tensor's bounds; building the tokenizer validates the
+    // vocabulary. Both happen on load too, so a file that passes here will not fail there.
+    let file = GgufFile::open(&args.model)?;
+    let summary = ModelSummary::from_gguf(&file)?;
+    let tokenizer = if summary.vocab_model.is_some() {
+        Some(
+            Tokenizer::from_gguf(&file)
+                .with_context(|| format!("{}: invalid vocabulary", args.model.display()))?,
+        )
+    } else {
+        None
+    };
+    let has_tokenizer = tokenizer.is_some();
+    if args.json {
+        println!("{}", to_json(&summary, &file, has_tokenizer));
+    } else {
+        print!("{}", to_text(&summary, &file));
+    }
+    Ok(())
+}
+
+fn to_text(s: &ModelSummary, file: &GgufFile) -> String {
+    let mut out = String::new();
+    let paths: Vec<String> = file.paths().iter().map(|p| p.display().to_string()).collect();
+    let _ = writeln!(out, "file           {}", paths.join(" + "));
+    if let Some(name) = &s.name {
+        let _ = writeln!(out, "name           {name}");
+    }
+    let _ = writeln!(out, "architecture   {}", s.architecture);
+    let _ = writeln!(
+        out,
+        "parameters     {} ({} tensors)",
+        human_count(s.params),
+        file.tensors().len()
+    );
+    let _ = writeln!(
+        out,
+        "file size      {} (GGUF v{})",
+        human_bytes(s.file_bytes),
+        file.version()
+    );
+    if let Some(main) = s.main_type() {
+        let _ = writeln!(out, "quantization   {main}");
+    }
+    for (name, share) in &s.quant_mix {
+        let _ = writeln!(
+            out,
+            "  {name:<8} {:>4} tensors {:>10} params {:>10}",
+            share.tensors,
+            human_count(share.params),
+            human_bytes(share.bytes)
+        );
+    }
+    let dim = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    let _ = writeln!(out, "context        {} (trained)", dim(s.context_length));
+    let _ = writeln!(
+        out,
+        "shape          {} layers, embedding {}, {} heads ({} KV heads)",
+        dim(s.block_count),
+        dim(s.embedding_length),
+        dim(s.head_count),
+        dim(s.head_count_kv)
+    );
+    let _ = writeln!(
+        out,
+        "vocabulary     {} tokens, {} (pre-tokenizer {})",
+        s.vocab_size.map_or("?".to_string(), |n| n.to_string()),
+        s.vocab_model.as_deref().unwrap_or("none"),
+        s.vocab_pre.as_deref().unwrap_or("default")
+    );
+    let _ = writeln!(
+        out,
+        "chat template  {}",
+        if s.chat_template { "yes" } else { "no" }
+    );
+    let ctx = s.default_ctx();
+    match s.kv_cache_bytes(ctx) {
+        Some(kv) => {
+            let _ = writeln!(
+                out,
+                "memory         {} weights + {} KV cache (f16, {ctx} tokens) = {}",
+                human_bytes(s.tensor_bytes),
+                human_bytes(kv),
+                human_bytes(s.tensor_bytes.saturating_add(kv))
+            );
+        }
+        None => {
+            let _ = writeln!(out, "memory         {} weights", human_bytes(s.tensor_bytes));
+        }
+    }
+    out
+}
+
+fn to_json(s: &ModelSummary, file: &GgufFile, tokenizer_ok: bool) -> serde_json::Value {
+    let mix: serde_json::Map<String, serde_json::Value> = s
+        .quant_mix
+        .iter()
+        .map(|(name, share)| {
+            (
+                name.to_string(),
+                serde_json::json!({"tensors": share.tensors, "params": share.params, "bytes": share.bytes}),
+            )
+        })
+        .collect();
+    let ctx = s.default_ctx();
+    serde_json::json!({
+        "files": file.paths().iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "gguf_version": file.version(),
+        "name": s.name,
+        "architecture": s.architecture,
+        "params": s.params,
+        "tensors": file.tensors().len(),
+        "file_bytes": s.file_bytes,
+        "weight_bytes": s.tensor_bytes,
+        "quantization": s.main_type(),
+        "quant_mix": mix,
+        "context_length": s.context_length,
+        "block_count": s.block_count,
+        "embedding_length": s.embedding_length,
+        "head_count": s.head_count,
+        "head_count_kv": s.head_count_kv,
+        "vocab_model": s.vocab_model,
+        "vocab_pre": s.vocab_pre,
+        "vocab_size": s.vocab_size,
+        "tokenizer_ok": tokenizer_ok,
+        "chat_template": s.chat_template,
+        "default_ctx": ctx,
+        "kv_cache_bytes": s.kv_cache_bytes(ctx),
+    })
+}

@@ -1,0 +1,30 @@
+//! The `hearth` command line: one file per verb.
+
+mod info;
+mod tokenize;
+
+use clap::{Parser, Subcommand};
+
+/// Run open reasoning models (DeepSeek-R1 distills and friends) offline on your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe a model file: architecture, size, quantization, context, vocabulary, memory needed.
+    Info(info::InfoArgs),
+    /// Print the token ids of a text, as the model's tokenizer splits it.
+    Tokenize(tokenize::TokenizeArgs),
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(args) => info::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+    }
+}
