@@ -1,6 +1,9 @@
 //! The `hearth` command line: one file per verb.
 
+mod common;
 mod info;
+mod perplexity;
+mod run;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +22,10 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Print the token ids of a text, as the model's tokenizer splits it.
     Tokenize(tokenize::TokenizeArgs),
+    /// Complete a prompt, streaming the text as it is generated.
+    Run(run::RunArgs),
+    /// Measure perplexity on a text file (llama-perplexity's convention).
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 /// Run the parsed command line.
@@ -26,5 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => info::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Perplexity(args) => perplexity::run(args),
     }
 }

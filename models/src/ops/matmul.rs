@@ -1,0 +1,122 @@
+//! Matrix multiplication of quantized weights by f32 activations.
+//!
+//! The activations are quantized once per call to the weight type's `vec_dot_type` (Q8_0, Q8_K,
+//! F16, ...), exactly as ggml does, and every output is one `vec_dot` of a weight row with an
+//! activation row. The per-type kernels come from `hearth-simd`'s table, chosen at run time; this
+//! file only splits the work over threads and never matches on the weight type itself.
+
+use hearth_quant::GgmlType;
+use hearth_simd::MatKernels;
+use rayon::prelude::*;
+
+use crate::ModelError;
+
+/// A 2-D quantized weight: `rows` rows of `cols` elements, stored row after row.
+#[derive(Clone, Copy, Debug)]
+pub struct QMatrix<'a> {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: &'a [u8],
+}
+
+impl QMatrix<'_> {
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.ty.bytes_for(self.cols as u64).unwrap_or(0) as usize
+    }
+
+    fn row(&self, r: usize) -> &[u8] {
+        let rb = self.row_bytes();
+        &self.data[r * rb..(r + 1) * rb]
+    }
+
+    /// Row `r` as f32 (embedding lookup, ggml's `get_rows`).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), ModelError> {
+        if r >= self.rows {
+            return Err(ModelError::BadShape(format!(
+                "row {r} of a {}-row matrix",
+                self.rows
+            )));
+        }
+        hearth_quant::dequantize_row(self.ty, self.row(r), out)
+            .map_err(|e| ModelError::Quant(e.to_string()))
+    }
+}
+
+/// The kernels for a weight type, or an error if hearth cannot multiply by it.
+pub fn check_supported(ty: GgmlType) -> Result<&'static MatKernels, ModelError> {
+    hearth_simd::mat_kernels(ty).ok_or_else(|| ModelError::Unsupported(format!("matmul with {ty} weights")))
+}
+
+/// Reusable buffers of [`matmul`].
+#[derive(Default)]
+pub struct MatmulScratch {
+    act: Vec<u8>,
+    tmp: Vec<f32>,
+}
+
+/// Alignment of the quantized activation rows (Q8_K holds f32 and i16 fields).
+const ACT_ALIGN: usize = 16;
+
+/// `out[t][r] = w[r] · x[t]` for `n` tokens: `x` is `(n, cols)`, `out` is `(n, rows)`.
+pub fn matmul(
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    scratch: &mut MatmulScratch,
+) -> Result<(), ModelError> {
+    let k = check_supported(w.ty)?;
+    debug_assert_eq!(x.len(), n * w.cols);
+    debug_assert_eq!(out.len(), n * w.rows);
+    let act_row = k
+        .vec_dot_type
+        .bytes_for(w.cols as u64)
+        .ok_or_else(|| ModelError::BadShape(format!("{} columns of {}", w.cols, w.ty)))? as usize;
+    // Rows of activations, each starting at an ACT_ALIGN boundary.
+    let stride = act_row.div_ceil(ACT_ALIGN) * ACT_ALIGN;
+    scratch.act.clear();
+    scratch.act.resize(n * stride + ACT_ALIGN, 0);
+    let off = scratch.act.as_ptr().align_offset(ACT_ALIGN);
+    let act = &mut scratch.act[off..off + n * stride];
+    act.par_chunks_mut(stride)
+        .zip(x.par_chunks(w.cols))
+        .for_each(|(dst, src)| (k.quantize_act)(src, &mut dst[..act_row]));
+    let act = &*act;
+    let rb = w.row_bytes();
+    const ROWS_PER_TASK: usize = 16;
+    if n == 1 {
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(c, dst)| {
+                for (i, o) in dst.iter_mut().enumerate() {
+                    let r = c * ROWS_PER_TASK + i;
+                    *o = (k.vec_dot)(&w.data[r * rb..(r + 1) * rb], &act[..act_row]);
+                }
+            });
+        return Ok(());
+    }
+    // Compute (rows, n) so each task owns whole weight rows, then transpose into (n, rows).
+    scratch.tmp.clear();
+    scratch.tmp.resize(w.rows * n, 0.0);
+    scratch
+        .tmp
+        .par_chunks_mut(n * ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(c, dst)| {
+            for (i, row_out) in dst.chunks_exact_mut(n).enumerate() {
+                let r = c * ROWS_PER_TASK + i;
+                let wr = &w.data[r * rb..(r + 1) * rb];
+                for (t, o) in row_out.iter_mut().enumerate() {
+                    *o = (k.vec_dot)(wr, &act[t * stride..t * stride + act_row]);
+                }
+            }
+        });
+    for (r, row) in scratch.tmp.chunks_exact(n).enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            out[t * w.rows + r] = v;
+        }
+    }
+    Ok(())
+}
