@@ -1,1 +1,2 @@
 //! hearth-models: GGUF files, tokenizers and model architectures.
+pub mod gguf;
