@@ -4,9 +4,11 @@
 //! Both map each nibble through the same 16-entry codebook [`KVALUES_IQ4NL`] instead of using it
 //! as a number, so the dots multiply codebook values, not quants, with the activations.
 
+use crate::kquantize::GROUP_MAX_EPS;
+use crate::quantize::{check_lengths, inverse, nearest_int, signed_absmax};
 use crate::traits::assert_dot_len;
-use crate::{BlockIq4Nl, BlockIq4Xs, BlockQ8K, BlockQ8_0};
-use crate::{GgmlType, QuantBlock, QK4_NL, QK_K};
+use crate::{BlockIq4Nl, BlockIq4Xs, BlockQ8K, BlockQ8_0, F16Le};
+use crate::{GgmlType, QuantBlock, QuantError, QK4_NL, QK_K};
 
 /// ggml's `kvalues_iq4nl`: the codebook of IQ4_NL and IQ4_XS.
 pub const KVALUES_IQ4NL: [i8; 16] = [
@@ -60,6 +62,7 @@ impl QuantBlock for BlockIq4Nl {
     const TYPE: GgmlType = GgmlType::Iq4Nl;
     const BLOCK_ELEMS: usize = QK4_NL;
     type VecDot = BlockQ8_0;
+    const CAN_QUANTIZE: bool = true;
 
     /// `dequantize_row_iq4_nl`: `d * KVALUES_IQ4NL[q]`.
     fn dequantize_block(&self, out: &mut [f32]) {
@@ -79,12 +82,17 @@ impl QuantBlock for BlockIq4Nl {
         }
         sumf
     }
+
+    fn quantize(src: &[f32], dst: &mut [Self]) -> Result<(), QuantError> {
+        quantize_iq4_nl(src, dst)
+    }
 }
 
 impl QuantBlock for BlockIq4Xs {
     const TYPE: GgmlType = GgmlType::Iq4Xs;
     const BLOCK_ELEMS: usize = QK_K;
     type VecDot = BlockQ8K;
+    const CAN_QUANTIZE: bool = true;
 
     /// `dequantize_row_iq4_xs`: `d * (sc - 32) * KVALUES_IQ4NL[q]` per sub-block of 32.
     fn dequantize_block(&self, out: &mut [f32]) {
@@ -120,4 +128,135 @@ impl QuantBlock for BlockIq4Xs {
         }
         sumf
     }
+
+    fn quantize(src: &[f32], dst: &mut [Self]) -> Result<(), QuantError> {
+        quantize_iq4_xs(src, dst)
+    }
+}
+
+/// ggml's `best_index_int8` over the codebook: the index of the nearest value, the upper one on
+/// ties (a NaN lands on the last index).
+fn best_index(x: f32) -> u8 {
+    let v = |i: usize| f32::from(KVALUES_IQ4NL[i]);
+    if x <= v(0) {
+        return 0;
+    }
+    if x >= v(15) {
+        return 15;
+    }
+    let (mut ml, mut mu) = (0usize, 15usize);
+    while mu - ml > 1 {
+        let mav = (ml + mu) / 2;
+        if x < v(mav) {
+            mu = mav;
+        } else {
+            ml = mav;
+        }
+    }
+    if x - v(mu - 1) < v(mu) - x {
+        (mu - 1) as u8
+    } else {
+        mu as u8
+    }
+}
+
+/// `(sum w q x, sum w q^2)` with `w = x^2` and `q` the codebook value nearest `id * x`.
+fn iq4_fit(xb: &[f32], id: f32, mut out: Option<&mut [u8]>) -> (f32, f32) {
+    let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
+    for (j, &x) in xb.iter().enumerate() {
+        let idx = best_index(id * x);
+        if let Some(out) = out.as_deref_mut() {
+            out[j] = idx;
+        }
+        let q = f32::from(KVALUES_IQ4NL[usize::from(idx)]);
+        let w = x * x;
+        sumqx += w * q * x;
+        sumq2 += w * q * q;
+    }
+    (sumqx, sumq2)
+}
+
+/// The per-32 scale search of ggml's `quantize_row_iq4_nl_impl` (without importance weights):
+/// start from `max / -127` (sign flipped when `ntry > 0`), take the least-squares scale for the
+/// resulting indices, then try `2 ntry + 1` other inverse scales keeping the best scale (but not
+/// their indices). An all-zero block returns 0 and leaves `l` untouched, as ggml does.
+fn iq4_block_scale(xb: &[f32], ntry: i32, l: &mut [u8]) -> f32 {
+    let (max, amax) = signed_absmax(xb);
+    if amax < GROUP_MAX_EPS {
+        return 0.0;
+    }
+    let v0 = KVALUES_IQ4NL[0];
+    let d = if ntry > 0 {
+        -max / f32::from(v0)
+    } else {
+        max / f32::from(v0)
+    };
+    let (sumqx, sumq2) = iq4_fit(xb, 1.0 / d, Some(l));
+    let mut d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
+    let mut best = d * sumqx;
+    for itry in -ntry..=ntry {
+        let id = (itry + i32::from(v0)) as f32 / max;
+        let (sumqx, sumq2) = iq4_fit(xb, id, None);
+        if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    d
+}
+
+/// Packs 32 indices: low nibbles elements 0..16, high nibbles 16..32.
+fn pack_nibbles(l: &[u8]) -> [u8; 16] {
+    std::array::from_fn(|j| l[j] | (l[j + 16] << 4))
+}
+
+/// `quantize_row_iq4_nl_ref`. The index buffer lives across blocks: ggml does not rewrite it
+/// for an all-zero block, whose (irrelevant, since d = 0) nibbles repeat the previous block's.
+fn quantize_iq4_nl(src: &[f32], dst: &mut [BlockIq4Nl]) -> Result<(), QuantError> {
+    check_lengths(src, dst)?;
+    let mut l = [0u8; QK4_NL];
+    for (x, y) in src.chunks_exact(QK4_NL).zip(dst) {
+        let d = iq4_block_scale(x, -1, &mut l);
+        y.d = F16Le::from_f32(d);
+        y.qs = pack_nibbles(&l);
+    }
+    Ok(())
+}
+
+/// `quantize_row_iq4_xs_ref`: per-32 scales as IQ4_NL (with 7 tries each way), quantized to six
+/// bits against `d = -max_scale / 32`, then every index chosen again with its rounded scale.
+fn quantize_iq4_xs(src: &[f32], dst: &mut [BlockIq4Xs]) -> Result<(), QuantError> {
+    check_lengths(src, dst)?;
+    for (x, y) in src.chunks_exact(QK_K).zip(dst) {
+        let mut l = [0u8; QK_K];
+        let mut scales = [0.0f32; QK_K / 32];
+        let (mut max_scale, mut amax_scale) = (0.0f32, 0.0f32);
+        for (ib, s) in scales.iter_mut().enumerate() {
+            *s = iq4_block_scale(&x[32 * ib..32 * ib + 32], 7, &mut l[32 * ib..32 * ib + 32]);
+            if s.abs() > amax_scale {
+                amax_scale = s.abs();
+                max_scale = *s;
+            }
+        }
+        let d = -max_scale / 32.0;
+        let id = inverse(d);
+        let (mut scales_h, mut scales_l) = (0u16, [0u8; QK_K / 64]);
+        for (ib, &s) in scales.iter().enumerate() {
+            let ls = nearest_int(id * s).clamp(-32, 31);
+            let idl = inverse(d * ls as f32);
+            for j in 32 * ib..32 * ib + 32 {
+                l[j] = best_index(idl * x[j]);
+            }
+            let ls = (ls + 32) as u8;
+            scales_l[ib / 2] |= (ls & 0x0f) << (4 * (ib % 2));
+            scales_h |= u16::from(ls >> 4) << (2 * ib);
+        }
+        y.d = F16Le::from_f32(d);
+        y.scales_h = scales_h.to_le_bytes();
+        y.scales_l = scales_l;
+        for (i, chunk) in l.chunks_exact(32).enumerate() {
+            y.qs[16 * i..16 * i + 16].copy_from_slice(&pack_nibbles(chunk));
+        }
+    }
+    Ok(())
 }

@@ -6,12 +6,12 @@
 //! 8 bits against an f16 super-scale, then requantize every weight with the rounded scales.
 //! Float operations are kept in ggml's order so the output bytes equal ggml's.
 
-use crate::quantize::{check_lengths, nearest_int};
+use crate::quantize::{check_lengths, nearest_int, signed_absmax};
 use crate::{scale_min_k4, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, F16Le};
 use crate::{Pod, QuantError, QK_K};
 
 /// ggml's `GROUP_MAX_EPS`: below this absolute maximum a group counts as all zero.
-const GROUP_MAX_EPS: f32 = 1e-15;
+pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 
 /// The search settings of one `make_qkx2_quants` call.
 struct Qkx2 {
@@ -96,18 +96,6 @@ impl Qkx2 {
         }
         (scale, -min)
     }
-}
-
-/// The signed value of largest magnitude (first on ties) and that magnitude.
-fn signed_absmax(x: &[f32]) -> (f32, f32) {
-    let (mut max, mut amax) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    (max, amax)
 }
 
 /// `make_q3_quants(n, nmax, x, L, do_rmse = true)`: symmetric quants in `-nmax..nmax`, refined

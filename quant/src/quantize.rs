@@ -48,16 +48,17 @@ pub(crate) fn check_lengths<B: QuantBlock>(src: &[f32], dst: &[B]) -> Result<(),
     Ok(())
 }
 
-/// The value with the largest magnitude (first one on ties), 0.0 for an all-zero block.
-fn signed_absmax(x: &[f32]) -> f32 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
+/// The signed value of largest magnitude (the first one on ties) and that magnitude; both 0.0
+/// for an all-zero block. NaNs never win a comparison, as in ggml.
+pub(crate) fn signed_absmax(x: &[f32]) -> (f32, f32) {
+    let (mut max, mut amax) = (0.0f32, 0.0f32);
     for &v in x {
-        if amax < v.abs() {
+        if v.abs() > amax {
             amax = v.abs();
             max = v;
         }
     }
-    max
+    (max, amax)
 }
 
 /// `(min, max)` starting from `(FLT_MAX, -FLT_MAX)`, as the Q4_1/Q5_1 quantizers do.
@@ -75,7 +76,7 @@ fn min_max(x: &[f32]) -> (f32, f32) {
 }
 
 /// `1/d`, or 0 when `d` is 0 (an all-zero block then quantizes to the zero point).
-fn inverse(d: f32) -> f32 {
+pub(crate) fn inverse(d: f32) -> f32 {
     if d != 0.0 {
         1.0 / d
     } else {
@@ -99,7 +100,7 @@ fn pack_5bit(q: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
 pub(crate) fn q4_0(src: &[f32], dst: &mut [BlockQ4_0]) -> Result<(), QuantError> {
     check_lengths(src, dst)?;
     for (x, y) in src.chunks_exact(32).zip(dst) {
-        let d = signed_absmax(x) / -8.0;
+        let d = signed_absmax(x).0 / -8.0;
         let id = inverse(d);
         y.d = F16Le::from_f32(d);
         for j in 0..16 {
@@ -133,7 +134,7 @@ pub(crate) fn q4_1(src: &[f32], dst: &mut [BlockQ4_1]) -> Result<(), QuantError>
 pub(crate) fn q5_0(src: &[f32], dst: &mut [BlockQ5_0]) -> Result<(), QuantError> {
     check_lengths(src, dst)?;
     for (x, y) in src.chunks_exact(32).zip(dst) {
-        let d = signed_absmax(x) / -16.0;
+        let d = signed_absmax(x).0 / -16.0;
         let id = inverse(d);
         y.d = F16Le::from_f32(d);
         let q: [u8; 32] = std::array::from_fn(|j| ((x[j] * id + 16.5) as i8).min(31) as u8);
@@ -196,8 +197,8 @@ pub(crate) fn q8_1(src: &[f32], dst: &mut [BlockQ8_1]) -> Result<(), QuantError>
 pub(crate) fn q8_k(src: &[f32], dst: &mut [BlockQ8K]) -> Result<(), QuantError> {
     check_lengths(src, dst)?;
     for (x, y) in src.chunks_exact(QK_K).zip(dst) {
-        let max = signed_absmax(x);
-        if max == 0.0 {
+        let (max, amax) = signed_absmax(x);
+        if amax == 0.0 {
             y.d = 0.0;
             y.qs = [0; QK_K];
             y.bsums = [0; QK_K / 16];

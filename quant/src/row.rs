@@ -212,10 +212,11 @@ mod tests {
             Err(QuantError::Unsupported(GgmlType::Iq2Xxs))
         );
         assert_eq!(
-            quantize_row(GgmlType::Iq4Xs, &[0.0; 256], &mut [0; 136]),
-            Err(QuantError::Unsupported(GgmlType::Iq4Xs))
+            quantize_row(GgmlType::Iq2Xxs, &[0.0; 256], &mut [0; 66]),
+            Err(QuantError::Unsupported(GgmlType::Iq2Xxs))
         );
-        assert!(!can_quantize(GgmlType::Iq4Nl));
+        assert!(can_quantize(GgmlType::Iq4Nl));
+        assert!(!can_quantize(GgmlType::Iq3S));
         assert!(can_quantize(GgmlType::Q4K));
         assert!(!can_quantize(GgmlType::I32));
     }
