@@ -292,9 +292,8 @@ pub(crate) fn q3_k(src: &[f32], dst: &mut [BlockQ3K]) -> Result<(), QuantError> 
             y.scales = pack_q3k_scales(&ls);
             y.d = F16Le::from_f32(1.0 / iscale);
         }
-        let sc = crate::q3k_scales(&y.scales);
-        for j in 0..16 {
-            let d = y.d.to_f32() * f32::from(sc[j]);
+        for (j, sc) in crate::q3k_scales(&y.scales).into_iter().enumerate() {
+            let d = y.d.to_f32() * f32::from(sc);
             if d == 0.0 {
                 continue;
             }

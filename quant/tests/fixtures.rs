@@ -64,9 +64,11 @@ fn length_errors_do_not_panic() {
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let mut buf = vec![0u8; 9];
-    buf[1..].copy_from_slice(&floats);
+    let mut buf = [0u8; 12];
+    // One past an aligned address: never aligned for f32.
+    let start = buf.as_ptr().align_offset(4) + 1;
+    buf[start..start + 8].copy_from_slice(&floats);
     let mut two = [0f32; 2];
-    hearth_quant::dequantize_row(GgmlType::F32, &buf[1..], &mut two).expect("copied");
+    hearth_quant::dequantize_row(GgmlType::F32, &buf[start..start + 8], &mut two).expect("copied");
     assert_eq!(two, [1.5, -2.0]);
 }

@@ -114,3 +114,69 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Vec<f32> {
     hearth_quant::dequantize_row(ty, bytes, &mut out).unwrap_or_else(|e| panic!("{ty}: {e}"));
     out
 }
+
+/// The exact (f64) value a quantized dot approximates, and the sum of the magnitudes of its
+/// terms (the scale its rounding error is measured against).
+///
+/// For most types that is the dot of the dequantized rows. Q4_1/Q5_1 dot against Q8_1, whose
+/// `s = f16(d * sum(q))` stands in for the activation sum in the min term (as in ggml), so for
+/// them the min term uses `s`, not the sum of the dequantized activations.
+pub fn reference_dot(ty: GgmlType, weights: &[u8], act: &[u8]) -> (f64, f64) {
+    use hearth_quant::{blocks_from_bytes, BlockQ4_1, BlockQ5_1, BlockQ8_1};
+    let with_s = |dq: Vec<(f32, f32, [u8; 32])>| {
+        let a: &[BlockQ8_1] = blocks_from_bytes(act).expect("Q8_1 row");
+        let (mut value, mut scale) = (0f64, 0f64);
+        for ((d, m, q), y) in dq.iter().zip(a) {
+            for (&qi, &ai) in q.iter().zip(&y.qs) {
+                let t = f64::from(*d) * f64::from(qi) * f64::from(y.d.to_f32()) * f64::from(ai);
+                value += t;
+                scale += t.abs();
+            }
+            let t = f64::from(*m) * f64::from(y.s.to_f32());
+            value += t;
+            scale += t.abs();
+        }
+        (value, scale)
+    };
+    match ty {
+        GgmlType::Q4_1 => {
+            let w: &[BlockQ4_1] = blocks_from_bytes(weights).expect("Q4_1 row");
+            with_s(
+                w.iter()
+                    .map(|b| (b.d.to_f32(), b.m.to_f32(), b.quants()))
+                    .collect(),
+            )
+        }
+        GgmlType::Q5_1 => {
+            let w: &[BlockQ5_1] = blocks_from_bytes(weights).expect("Q5_1 row");
+            with_s(
+                w.iter()
+                    .map(|b| (b.d.to_f32(), b.m.to_f32(), b.quants()))
+                    .collect(),
+            )
+        }
+        _ => {
+            let w = dequantize(ty, weights);
+            let a = dequantize(hearth_quant::vec_dot_type(ty), act);
+            let terms = w.iter().zip(&a).map(|(&x, &y)| f64::from(x) * f64::from(y));
+            terms.fold((0.0, 0.0), |(v, s), t| (v + t, s + t.abs()))
+        }
+    }
+}
+
+/// Asserts that the quantized dot of `weights` and `act` equals [`reference_dot`] within `rel`
+/// of the terms' total magnitude. Non-finite references (overflowing scales) only require the
+/// dot not to panic; the return value says whether the comparison was made.
+pub fn check_dot(ty: GgmlType, weights: &[u8], act: &[u8], rel: f64, what: &str) -> bool {
+    let got = hearth_quant::vec_dot_row(ty, weights, act).unwrap_or_else(|e| panic!("{e}"));
+    let (want, scale) = reference_dot(ty, weights, act);
+    if !want.is_finite() || !scale.is_finite() || scale > f64::from(f32::MAX) {
+        return false;
+    }
+    let err = (f64::from(got) - want).abs();
+    assert!(
+        err <= rel * scale + 1e-30,
+        "{ty} {what}: dot {got}, reference {want}, error {err} > {rel} x {scale}"
+    );
+    true
+}
