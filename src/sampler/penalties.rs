@@ -75,34 +75,54 @@ impl Penalties {
 
     /// Mirrors `llama_sampler_penalties_apply`. `cur` must be indexed by token id (the state
     /// right after loading the logits: penalties run first in llama.cpp's default chain).
-    ///
-    /// Repeat: a positive logit is divided by the penalty, a non-positive one multiplied (the
-    /// usual fix of the CTRL paper, which only divided and so made negative logits *more*
-    /// likely). Frequency: minus `count * f`. Presence: minus `p` once.
     pub(crate) fn apply(&self, cur: &mut [Candidate]) {
-        if self.is_disabled() {
-            return;
-        }
-        for (&token, &count) in &self.counts {
+        for (token, count) in self.active() {
             let Some(c) = usize::try_from(token).ok().and_then(|i| cur.get_mut(i)) else {
                 // A token id beyond this vocabulary (the caller's business) has no logit.
                 continue;
             };
             debug_assert_eq!(c.id, token);
-            let mut logit = c.logit;
-            if logit <= 0.0 {
-                logit *= self.repeat;
-            } else {
-                logit /= self.repeat;
-            }
-            // `count` is at most the window length; `as f32` rounds only past 2^24 repeats.
-            logit -= count as f32 * self.frequency + self.presence;
-            // Only absurd penalties can overflow to `inf - inf`; a NaN must never win.
-            c.logit = if logit.is_nan() {
-                f32::NEG_INFINITY
-            } else {
-                logit
-            };
+            c.logit = self.penalize(c.logit, count);
+        }
+    }
+
+    /// The tokens to penalise and their counts in the window; nothing when disabled.
+    pub(crate) fn active(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let enabled = !self.is_disabled();
+        self.counts
+            .iter()
+            .filter(move |_| enabled)
+            .map(|(&t, &c)| (t, c))
+    }
+
+    /// How many distinct tokens [`Penalties::active`] yields.
+    pub(crate) fn n_active(&self) -> usize {
+        if self.is_disabled() {
+            0
+        } else {
+            self.counts.len()
+        }
+    }
+
+    /// One token's penalised logit, as in `llama_sampler_penalties_apply`.
+    ///
+    /// Repeat: a positive logit is divided by the penalty, a non-positive one multiplied (the
+    /// usual fix of the CTRL paper, which only divided and so made negative logits *more*
+    /// likely). Frequency: minus `count * f`. Presence: minus `p` once.
+    pub(crate) fn penalize(&self, logit: f32, count: u32) -> f32 {
+        let mut logit = logit;
+        if logit <= 0.0 {
+            logit *= self.repeat;
+        } else {
+            logit /= self.repeat;
+        }
+        // `count` is at most the window length; `as f32` rounds only past 2^24 repeats.
+        logit -= count as f32 * self.frequency + self.presence;
+        // Only absurd penalties can overflow to `inf - inf`; a NaN must never win.
+        if logit.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            logit
         }
     }
 

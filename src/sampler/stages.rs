@@ -12,11 +12,18 @@
 use std::cmp::Ordering;
 
 use super::mt19937::Mt19937;
+use super::penalties::Penalties;
 
 /// Above this many unsorted candidates, `top_p` first sorts only a prefix of
 /// [`TOP_P_PREFIX`] (llama.cpp's "adaptive top-k" in `llama_sampler_top_p_apply`).
 const TOP_P_SORT_ALL_MAX: usize = 1024;
 const TOP_P_PREFIX: usize = 256;
+
+/// The streaming top-k pool is cut back to size when it reaches this many times its target.
+const POOL_SLACK: usize = 4;
+const POOL_MIN: usize = 256;
+/// Logits tested at once in the streaming top-k pass.
+const STREAM_CHUNK: usize = 32;
 
 /// One vocabulary entry in flight: `llama_token_data`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,6 +78,75 @@ impl Candidates {
                 p: 0.0,
             }));
         self.sorted = false;
+    }
+
+    /// `load` + `penalties.apply` + `top_k(k)` for `k >= 1`, without materialising the
+    /// vocabulary: one streaming pass keeps a pool of the largest raw logits above a rising
+    /// threshold (most logits fail a single comparison), then the penalised tokens are merged
+    /// in. Leaves exactly what the three steps would (same tokens, logits and order), or
+    /// returns `false` with nothing decided when the input is too degenerate to be sure
+    /// (fewer finite-ish logits than the pool needs, or `-inf` inside the top `k`).
+    ///
+    /// Why the pool is large enough: it holds the top `k + m` raw logits, `m` the number of
+    /// penalised tokens. An unpenalised token outside it has `k + m` tokens above it, of which
+    /// at least `k` are unpenalised and stay above it, so it cannot be in the top `k`; the
+    /// penalised tokens are all added explicitly.
+    pub(crate) fn load_top_k(&mut self, logits: &[f32], k: usize, penalties: &Penalties) -> bool {
+        let want = k.saturating_add(penalties.n_active());
+        let cap = want.saturating_mul(POOL_SLACK).max(POOL_MIN);
+        self.data.clear();
+        self.sorted = false;
+        let mut threshold = f32::NEG_INFINITY;
+        let mut base = 0u32;
+        for chunk in logits.chunks(STREAM_CHUNK) {
+            // A branch-free "any above the threshold" the compiler vectorises; once the
+            // threshold has risen, most chunks of a real vocabulary have none.
+            if chunk.iter().fold(false, |hit, &x| hit | (x > threshold)) {
+                for (id, &x) in (base..).zip(chunk) {
+                    // Strictly greater: a later equal logit has a larger id, so it ranks below
+                    // the pool's last entry. NaN fails, as it should (it loads as -inf).
+                    if x > threshold {
+                        self.data.push(Candidate {
+                            id,
+                            logit: x,
+                            p: 0.0,
+                        });
+                        if self.data.len() >= cap {
+                            self.data.select_nth_unstable_by(want - 1, by_logit_desc);
+                            self.data.truncate(want);
+                            threshold = self.data[want - 1].logit;
+                        }
+                    }
+                }
+            }
+            base = base.wrapping_add(STREAM_CHUNK as u32);
+        }
+        if self.data.len() < want {
+            return false;
+        }
+        self.data.select_nth_unstable_by(want - 1, by_logit_desc);
+        self.data.truncate(want);
+        for (token, count) in penalties.active() {
+            let Some(&raw) = usize::try_from(token).ok().and_then(|i| logits.get(i)) else {
+                continue;
+            };
+            let raw = if raw.is_nan() { f32::NEG_INFINITY } else { raw };
+            let logit = penalties.penalize(raw, count);
+            match self.data.iter_mut().find(|c| c.id == token) {
+                Some(c) => c.logit = logit,
+                None => self.data.push(Candidate {
+                    id: token,
+                    logit,
+                    p: 0.0,
+                }),
+            }
+        }
+        self.sort_prefix(k);
+        self.data.truncate(k);
+        self.sorted = true;
+        self.data
+            .last()
+            .is_some_and(|c| c.logit > f32::NEG_INFINITY)
     }
 
     /// Index of the largest logit, first one on ties (`llama_sampler_greedy_apply`).

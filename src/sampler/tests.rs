@@ -650,3 +650,79 @@ fn probabilities_are_normalised_after_dist() {
         assert!((c.p - p).abs() < 1e-6);
     }
 }
+
+/// Deterministic pseudo-random logits with ties, NaN and infinities sprinkled in.
+fn messy_logits(n: usize, seed: u32) -> Vec<f32> {
+    let mut rng = Mt19937::new(seed);
+    (0..n)
+        .map(|_| match rng.next_u32() % 1000 {
+            0 => f32::NAN,
+            1 => f32::NEG_INFINITY,
+            2..=40 => 1.5, // a crowd of ties
+            r => (r as f32 - 500.0) / 97.0 + (rng.next_u32() % 7) as f32 * 0.25,
+        })
+        .collect()
+}
+
+/// The streaming top-k (with penalties merged in) must leave exactly what the full chain
+/// head leaves: load, penalties, top_k.
+#[test]
+fn streaming_top_k_equals_full_path() {
+    // (seed, n_vocab, k, (last_n, repeat, freq, present), whether the fast path can decide)
+    for (seed, n, k, pen, decides) in [
+        (1, 5000, 40, (64, 1.3, 0.0, 0.0), true),
+        (2, 5000, 1, (64, 1.1, 0.5, 0.2), true),
+        (3, 300, 40, (-1, 0.7, -0.4, -1.0), true), // penalties that raise tokens
+        (4, 20_000, 100, (0, 1.0, 0.0, 0.0), true),
+        (5, 1000, 999, (8, 2.0, 0.0, 0.0), false),
+        (6, 50, 45, (16, 1.5, 0.0, 0.0), false),
+    ] {
+        let logits = messy_logits(n, seed);
+        let mut penalties = Penalties::new(pen.0, pen.1, pen.2, pen.3);
+        let mut rng = Mt19937::new(seed + 100);
+        for _ in 0..200 {
+            // Some tokens outside the vocabulary too.
+            penalties.accept(rng.next_u32() % (n as u32 + 10));
+        }
+        let mut full = Candidates::with_capacity(n);
+        full.load(&logits);
+        penalties.apply(&mut full.data);
+        full.top_k(k as i32);
+
+        let mut fast = Candidates::with_capacity(n);
+        assert_eq!(
+            fast.load_top_k(&logits, k, &penalties),
+            decides,
+            "seed {seed}"
+        );
+        if decides {
+            assert_eq!(fast.data, full.data, "seed {seed}");
+            assert!(fast.sorted);
+        }
+    }
+}
+
+#[test]
+fn streaming_top_k_declines_degenerate_input() {
+    let penalties = Penalties::new(64, 1.0, 0.0, 0.0);
+    let mut c = Candidates::with_capacity(8);
+    // Fewer finite logits than k: the full path must decide (it keeps -inf entries).
+    let logits = [1.0, f32::NEG_INFINITY, f32::NAN, 0.5];
+    assert!(!c.load_top_k(&logits, 3, &penalties));
+    assert!(c.load_top_k(&logits, 2, &penalties));
+    assert_eq!(ids(&c), [0, 3]);
+}
+
+#[test]
+fn greedy_agrees_with_a_naive_argmax() {
+    for seed in 0..20 {
+        let logits = messy_logits(1000 + seed as usize * 37, seed);
+        let mut best: Option<(usize, f32)> = None;
+        for (i, &x) in logits.iter().enumerate() {
+            if !x.is_nan() && best.is_none_or(|(_, b)| x > b) {
+                best = Some((i, x));
+            }
+        }
+        assert_eq!(greedy(&logits) as usize, best.map_or(0, |b| b.0));
+    }
+}
