@@ -14,7 +14,28 @@
 //!
 //! The reference code mirrors ggml's portable C (`ggml-quants.c` for (de)quantization,
 //! `ggml-cpu/quants.c` `*_generic` for dot products) operation for operation, so its results
-//! are bit-identical to ggml's reference path, not merely close.
+//! are bit-identical to ggml's reference path, not merely close (`tests/golden.rs` holds them
+//! to ggml's own C, byte for byte and bit for bit).
+//!
+//! ```
+//! use hearth_quant::{dequantize_row, quantize_row, vec_dot_row, vec_dot_type, GgmlType};
+//!
+//! let weights: Vec<f32> = (0..256).map(|i| (i as f32 * 0.1).sin()).collect();
+//! let mut q4k = vec![0u8; 144];
+//! quantize_row(GgmlType::Q4K, &weights, &mut q4k)?;
+//!
+//! let mut back = vec![0f32; 256];
+//! dequantize_row(GgmlType::Q4K, &q4k, &mut back)?;
+//! assert!(back.iter().zip(&weights).all(|(a, b)| (a - b).abs() < 0.1));
+//!
+//! // Activations go to the type ggml pairs with the weights (Q8_K for the K-quants).
+//! let act_ty = vec_dot_type(GgmlType::Q4K);
+//! let mut act = vec![0u8; act_ty.block_bytes()];
+//! quantize_row(act_ty, &weights, &mut act)?;
+//! let dot = vec_dot_row(GgmlType::Q4K, &q4k, &act)?;
+//! assert!((dot - weights.iter().map(|w| w * w).sum::<f32>()).abs() < 1.0);
+//! # Ok::<(), hearth_quant::QuantError>(())
+//! ```
 
 mod blocks;
 mod float;
