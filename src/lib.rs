@@ -2,4 +2,5 @@
 
 pub mod cli;
 pub mod inspect;
+pub mod sampler;
 pub mod store;
