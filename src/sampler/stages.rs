@@ -35,7 +35,7 @@ pub(crate) struct Candidate {
 
 /// `llama_token_data_array` plus the scratch space `typical` needs, kept between calls so that
 /// sampling allocates nothing once the buffers have grown to the vocabulary size.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Candidates {
     pub(crate) data: Vec<Candidate>,
     /// `data` is in descending logit order (llama.cpp's `sorted` flag).
@@ -60,10 +60,24 @@ fn exp_rel(x: f32, max: f32) -> f32 {
     }
 }
 
+impl std::fmt::Debug for Candidates {
+    /// A vocabulary's worth of candidates is noise in a `Debug` dump of the sampler.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Candidates")
+            .field("len", &self.data.len())
+            .field("sorted", &self.sorted)
+            .finish()
+    }
+}
+
 impl Candidates {
+    /// Reserves room for `n` candidates when the memory is there: `n` comes from a model file,
+    /// and a bogus size must not abort the process here (the buffer grows on demand instead).
     pub(crate) fn with_capacity(n: usize) -> Candidates {
+        let mut data = Vec::new();
+        let _ = data.try_reserve_exact(n);
         Candidates {
-            data: Vec::with_capacity(n),
+            data,
             ..Candidates::default()
         }
     }

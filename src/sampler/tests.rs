@@ -726,3 +726,9 @@ fn greedy_agrees_with_a_naive_argmax() {
         assert_eq!(greedy(&logits) as usize, best.map_or(0, |b| b.0));
     }
 }
+
+#[test]
+fn absurd_vocab_size_does_not_abort() {
+    let mut s = Sampler::new(SamplerParams::default(), usize::MAX / 8).expect("params");
+    assert!(s.sample(&[0.0, 1.0]) < 2);
+}
