@@ -89,8 +89,12 @@ impl TensorInfo {
 
     /// Number of rows: the product of every dimension after the first.
     pub fn n_rows(&self) -> u64 {
-        // The full product fits (checked when read), so this partial one does too.
-        self.dims.iter().skip(1).product()
+        // The reader checked that the product of the dimensions, zeros taken as 1, fits an
+        // i64, so this cannot overflow; saturating keeps that a non-panicking guarantee.
+        self.dims
+            .iter()
+            .skip(1)
+            .fold(1u64, |a, d| a.saturating_mul(*d))
     }
 
     /// Absolute byte offset of the data within its part's file.
@@ -98,6 +102,12 @@ impl TensorInfo {
         self.file_offset
     }
 }
+
+// Models are shared between threads (server sessions); keep the file type shareable.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<GgufFile>();
+};
 
 /// One mapped (or owned) file of a model.
 struct Part {

@@ -253,7 +253,8 @@ fn read_value(cur: &mut Cursor<'_>, ty: ValueType, key: &str) -> Result<Value> {
 macro_rules! numbers {
     ($cur:expr, $n:expr, $t:ty, $what:expr) => {{
         const SIZE: usize = std::mem::size_of::<$t>();
-        let bytes = $cur.take($n * SIZE as u64, $what)?;
+        // check_count has bounded n * SIZE by the bytes left; saturating keeps it explicit.
+        let bytes = $cur.take($n.saturating_mul(SIZE as u64), $what)?;
         bytes
             .chunks_exact(SIZE)
             .map(|c| {
@@ -387,11 +388,14 @@ fn read_tensor_info(cur: &mut Cursor<'_>, index: u64) -> Result<TensorInfo> {
         }
         dims.push(d);
     }
-    // ggml keeps element counts in an int64_t.
+    // ggml keeps element counts (and row counts) in an int64_t. Zero dimensions count as 1
+    // here, stricter than ggml, so that no partial product (rows, planes) can overflow
+    // either: ggml accepts [0, 2^40, 2^40], whose row count does not fit.
     let n_elements = dims
         .iter()
-        .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+        .try_fold(1u64, |acc, d| acc.checked_mul((*d).max(1)))
         .filter(|n| i64::try_from(*n).is_ok())
+        .map(|_| dims.iter().product::<u64>())
         .ok_or_else(|| {
             shape_err(
                 dims_at,

@@ -8,7 +8,7 @@ use hearth_quant::GgmlType;
 
 use super::reader::align_up;
 use super::value::{Array, Value};
-use super::{DEFAULT_ALIGNMENT, MAX_DIMS};
+use super::{GgufFile, DEFAULT_ALIGNMENT, MAX_DIMS};
 
 /// Appends GGUF primitives, little-endian, with no validation at all.
 #[derive(Clone, Debug, Default)]
@@ -198,6 +198,20 @@ impl GgufWriter {
             data: data.into(),
         });
         self
+    }
+
+    /// A writer that reproduces `file`'s version, metadata (in order) and tensors (data
+    /// copied), for tools that rewrite a model and for round-trip checks.
+    pub fn from_gguf(file: &GgufFile) -> GgufWriter {
+        let mut w = GgufWriter::new();
+        w.set_version(file.version());
+        for (k, v) in file.metadata().iter() {
+            w.add(k, v.clone());
+        }
+        for t in file.tensors() {
+            w.add_tensor(&t.name, &t.dims, t.ty, file.tensor_data(t));
+        }
+        w
     }
 
     /// The alignment the file will use.
