@@ -53,7 +53,7 @@ fn scores(md: &Metadata) -> Result<Option<Vec<f32>>, TokenizerError> {
 impl Tokenizer {
     /// The tokenizer of a GGUF file's metadata.
     pub fn from_metadata(md: &Metadata) -> Result<Tokenizer, TokenizerError> {
-        Tokenizer::from_spec(&VocabSpec::from_metadata(md)?)
+        Tokenizer::from_spec(VocabSpec::from_metadata(md)?)
     }
 
     /// The tokenizer of a GGUF file.

@@ -76,16 +76,17 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     /// Builds a tokenizer from a vocabulary description, applying llama.cpp's defaults.
-    pub fn from_spec(spec: &VocabSpec) -> Result<Tokenizer, TokenizerError> {
+    pub fn from_spec(mut spec: VocabSpec) -> Result<Tokenizer, TokenizerError> {
+        let merges = spec.merges.take();
         let vocab = Vocab::build(spec)?;
         let engine = match vocab.vtype {
             VocabType::Spm => Engine::Spm,
             VocabType::Bpe => {
-                let merges = spec.merges.as_deref().ok_or(TokenizerError::Invalid {
+                let merges = merges.ok_or(TokenizerError::Invalid {
                     key: "tokenizer.ggml.merges",
                     detail: "missing: a gpt2 vocabulary needs its merges".to_string(),
                 })?;
-                Engine::Bpe(Box::new(BpeTokenizer::new(&vocab, merges)?))
+                Engine::Bpe(Box::new(BpeTokenizer::new(&vocab, &merges)?))
             }
         };
         let specials = SpecialMatcher::new(&vocab)?;

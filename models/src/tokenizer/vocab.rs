@@ -6,7 +6,9 @@
 //! only match llama.cpp's if all of that is reproduced, so this module does it in llama.cpp's
 //! order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use ahash::AHashMap;
 
 use super::pretokenize::PreKind;
 use super::spec::{SpecialIds, SpecialSlot, TokenType, VocabSpec};
@@ -47,7 +49,7 @@ pub(crate) struct Vocab {
     pub(crate) attrs: Vec<u16>,
     pub(crate) scores: Vec<f32>,
     /// Text to id; with duplicate texts the last id wins, as in llama.cpp's `token_to_id`.
-    pub(crate) token_to_id: HashMap<String, u32>,
+    pub(crate) token_to_id: AHashMap<String, u32>,
     pub(crate) special: SpecialIds,
     pub(crate) add_bos: bool,
     pub(crate) add_eos: bool,
@@ -112,7 +114,7 @@ fn pre_settings(name: Option<&str>) -> Result<PreSettings, TokenizerError> {
 }
 
 impl Vocab {
-    pub(crate) fn build(spec: &VocabSpec) -> Result<Vocab, TokenizerError> {
+    pub(crate) fn build(spec: VocabSpec) -> Result<Vocab, TokenizerError> {
         let (vtype, defaults, pre_kind, ignore_merges, mut add_bos, mut add_space_prefix) =
             match spec.model.as_str() {
                 "llama" => {
@@ -154,7 +156,7 @@ impl Vocab {
             texts: Vec::new(),
             attrs: Vec::new(),
             scores: Vec::new(),
-            token_to_id: HashMap::new(),
+            token_to_id: AHashMap::new(),
             special: SpecialIds::default(),
             add_bos,
             add_eos: false,
@@ -162,7 +164,7 @@ impl Vocab {
             eog: Vec::new(),
             special_cache: Vec::new(),
         };
-        vocab.load_tokens(spec)?;
+        vocab.load_tokens(spec.tokens, spec.token_types, spec.scores)?;
         vocab.resolve_special_ids(defaults, &spec.special)?;
         if let Some(v) = spec.add_bos {
             add_bos = v;
@@ -178,8 +180,13 @@ impl Vocab {
     }
 
     /// Texts, attributes, scores and the text-to-id map, with the arrays' lengths checked.
-    fn load_tokens(&mut self, spec: &VocabSpec) -> Result<(), TokenizerError> {
-        let n = spec.tokens.len();
+    fn load_tokens(
+        &mut self,
+        tokens: Vec<String>,
+        types: Option<Vec<i32>>,
+        scores: Option<Vec<f32>>,
+    ) -> Result<(), TokenizerError> {
+        let n = tokens.len();
         if n == 0 {
             return Err(invalid("tokenizer.ggml.tokens", "the vocabulary is empty"));
         }
@@ -189,35 +196,33 @@ impl Vocab {
                 format!("{n} tokens is too many"),
             ));
         }
-        if let Some(types) = &spec.token_types {
+        if let Some(types) = &types {
             if types.len() != n {
                 return Err(length_mismatch("tokenizer.ggml.token_type", types.len(), n));
             }
         }
-        if let Some(scores) = &spec.scores {
+        if let Some(scores) = &scores {
             if scores.len() != n {
                 return Err(length_mismatch("tokenizer.ggml.scores", scores.len(), n));
             }
         }
-        self.texts = Vec::with_capacity(n);
-        self.attrs = Vec::with_capacity(n);
-        self.token_to_id = HashMap::with_capacity(n);
-        for (i, text) in spec.tokens.iter().enumerate() {
+        self.texts = tokens;
+        self.token_to_id = AHashMap::with_capacity(n);
+        for (i, text) in self.texts.iter_mut().enumerate() {
             // llama.cpp renames empty tokens so that every text is unique and non-empty.
-            let text = if text.is_empty() {
-                format!("[EMPTY_{i}]")
-            } else {
-                text.clone()
-            };
+            if text.is_empty() {
+                *text = format!("[EMPTY_{i}]");
+            }
             self.token_to_id.insert(text.clone(), i as u32);
-            self.texts.push(text);
-            let ttype = spec
-                .token_types
-                .as_ref()
-                .map_or(TokenType::Normal, |t| TokenType::from_gguf(t[i]));
-            self.attrs.push(type_to_attr(ttype));
         }
-        self.scores = spec.scores.clone().unwrap_or_else(|| vec![0.0; n]);
+        self.attrs = match types {
+            Some(types) => types
+                .into_iter()
+                .map(|t| type_to_attr(TokenType::from_gguf(t)))
+                .collect(),
+            None => vec![attr::NORMAL; n],
+        };
+        self.scores = scores.unwrap_or_else(|| vec![0.0; n]);
         Ok(())
     }
 
