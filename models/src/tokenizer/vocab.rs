@@ -61,6 +61,108 @@ pub(crate) struct Vocab {
     pub(crate) special_cache: Vec<u32>,
 }
 
+/// Candidate texts for special roles the metadata may leave out, in the order hearth prefers
+/// them (`load`'s "auto-detect special tokens by text").
+const DETECTED_BY_TEXT: [(SpecialSlot, &[&str]); 8] = [
+    (
+        SpecialSlot::Eot,
+        &[
+            "<|eot_id|>",
+            "<|im_end|>",
+            "<|end|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "<|end_of_text|>",
+            "<EOT>",
+            "_<EOT>",
+            "[EOT]",
+            "<｜end▁of▁sentence｜>",
+            "<end_of_utterance>",
+        ],
+    ),
+    (SpecialSlot::Eom, &["<|eom_id|>"]),
+    (
+        SpecialSlot::FimPre,
+        &[
+            "<|fim_prefix|>",
+            "<fim-prefix>",
+            "<fim_prefix>",
+            "<｜fim▁begin｜>",
+            "<PRE>",
+            "▁<PRE>",
+            "<|code_prefix|>",
+            "<|prefix|>",
+        ],
+    ),
+    (
+        SpecialSlot::FimSuf,
+        &[
+            "<|fim_suffix|>",
+            "<fim-suffix>",
+            "<fim_suffix>",
+            "<｜fim▁hole｜>",
+            "<SUF>",
+            "▁<SUF>",
+            "<|code_suffix|>",
+            "<|suffix|>",
+        ],
+    ),
+    (
+        SpecialSlot::FimMid,
+        &[
+            "<|fim_middle|>",
+            "<fim-middle>",
+            "<fim_middle>",
+            "<｜fim▁end｜>",
+            "<MID>",
+            "▁<MID>",
+            "<|code_middle|>",
+            "<|middle|>",
+        ],
+    ),
+    (
+        SpecialSlot::FimPad,
+        &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+    ),
+    (
+        SpecialSlot::FimRep,
+        &[
+            "<|fim_repo|>",
+            "<|repo_name|>",
+            "<fim-repo>",
+            "<REPO>",
+            "<reponame>",
+        ],
+    ),
+    (SpecialSlot::FimSep, &["<|file_sep|>"]),
+];
+
+/// Texts of tokens that end generation (`load`'s EOG list).
+const EOG_TEXTS: [&str; 22] = [
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<｜end▁of▁sentence｜>",
+    "[e~[",
+];
+
 /// Settings implied by a BPE pre-tokenizer name (the big `if` chain of `load`).
 struct PreSettings {
     kind: PreKind,
@@ -260,80 +362,7 @@ impl Vocab {
     /// vocabulary has several candidates for one role; hearth takes the first in the list
     /// below, which is deterministic.
     fn detect_special_by_text(&mut self) {
-        const CANDIDATES: [(SpecialSlot, &[&str]); 8] = [
-            (
-                SpecialSlot::Eot,
-                &[
-                    "<|eot_id|>",
-                    "<|im_end|>",
-                    "<|end|>",
-                    "<end_of_turn>",
-                    "<|endoftext|>",
-                    "<|end_of_text|>",
-                    "<EOT>",
-                    "_<EOT>",
-                    "[EOT]",
-                    "<｜end▁of▁sentence｜>",
-                    "<end_of_utterance>",
-                ],
-            ),
-            (SpecialSlot::Eom, &["<|eom_id|>"]),
-            (
-                SpecialSlot::FimPre,
-                &[
-                    "<|fim_prefix|>",
-                    "<fim-prefix>",
-                    "<fim_prefix>",
-                    "<｜fim▁begin｜>",
-                    "<PRE>",
-                    "▁<PRE>",
-                    "<|code_prefix|>",
-                    "<|prefix|>",
-                ],
-            ),
-            (
-                SpecialSlot::FimSuf,
-                &[
-                    "<|fim_suffix|>",
-                    "<fim-suffix>",
-                    "<fim_suffix>",
-                    "<｜fim▁hole｜>",
-                    "<SUF>",
-                    "▁<SUF>",
-                    "<|code_suffix|>",
-                    "<|suffix|>",
-                ],
-            ),
-            (
-                SpecialSlot::FimMid,
-                &[
-                    "<|fim_middle|>",
-                    "<fim-middle>",
-                    "<fim_middle>",
-                    "<｜fim▁end｜>",
-                    "<MID>",
-                    "▁<MID>",
-                    "<|code_middle|>",
-                    "<|middle|>",
-                ],
-            ),
-            (
-                SpecialSlot::FimPad,
-                &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
-            ),
-            (
-                SpecialSlot::FimRep,
-                &[
-                    "<|fim_repo|>",
-                    "<|repo_name|>",
-                    "<fim-repo>",
-                    "<REPO>",
-                    "<reponame>",
-                ],
-            ),
-            (SpecialSlot::FimSep, &["<|file_sep|>"]),
-        ];
-        for (slot, texts) in CANDIDATES {
+        for (slot, texts) in DETECTED_BY_TEXT {
             if self.special.slot(slot).is_some() {
                 continue;
             }
@@ -355,30 +384,6 @@ impl Vocab {
 
     /// The end-of-generation set, as llama.cpp derives it from ids and token texts.
     fn build_eog(&mut self) {
-        const EOG_TEXTS: [&str; 22] = [
-            "<|eot_id|>",
-            "<|im_end|>",
-            "<|end|>",
-            "<|return|>",
-            "<|call|>",
-            "<|flush|>",
-            "<|calls|>",
-            "<end_of_turn>",
-            "<|endoftext|>",
-            "</s>",
-            "<|eom_id|>",
-            "<EOT>",
-            "_<EOT>",
-            "[EOT]",
-            "[EOS]",
-            "<|end_of_text|>",
-            "<end_of_utterance>",
-            "<eos>",
-            "<turn|>",
-            "<|tool_response>",
-            "<｜end▁of▁sentence｜>",
-            "[e~[",
-        ];
         let mut eog = BTreeSet::new();
         let s = &self.special;
         eog.extend([s.fim_pad, s.fim_rep, s.fim_sep].into_iter().flatten());
