@@ -33,6 +33,10 @@ impl AttnShape {
 ///
 /// `q` holds `n_tokens` rows of `q_dim`; the cache rows for positions `0..pos0 + n_tokens` must
 /// already be written. `out` has the shape of `q`.
+///
+/// The softmax is computed online, one key at a time, as ggml's CPU flash attention
+/// (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`) does; with an f16 cache the running
+/// value sum is kept in f16 exactly as there, so hearth lands on llama.cpp's numbers.
 pub fn attention(q: &[f32], keys: &Rows, values: &Rows, shape: AttnShape, pos0: usize, out: &mut [f32]) {
     let hd = shape.head_dim;
     let group = shape.n_head / shape.n_head_kv;
@@ -41,25 +45,67 @@ pub fn attention(q: &[f32], keys: &Rows, values: &Rows, shape: AttnShape, pos0: 
         .zip(q.par_chunks(hd))
         .enumerate()
         .for_each_init(
-            || (Vec::new(), vec![0.0f32; hd]),
-            |(scores, qh), (idx, (out_h, q_h))| {
+            || (vec![0.0f32; hd], vec![f16::ZERO; hd]),
+            |(qh, acc16), (idx, (out_h, q_h))| {
                 let (t, h) = (idx / shape.n_head, idx % shape.n_head);
                 let kv_off = (h / group) * hd;
                 let n_kv = pos0 + t + 1;
                 round_like(keys, q_h, qh);
-                scores.clear();
+                let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+                out_h.fill(0.0);
+                acc16.fill(f16::ZERO);
                 for p in 0..n_kv {
                     let at = p * shape.kv_dim() + kv_off;
-                    scores.push(dot_row(keys, at, qh) * scale);
+                    let s = dot_row(keys, at, qh) * scale;
+                    let (mut ms, mut vs) = (1.0f32, 1.0f32);
+                    if s > max {
+                        ms = (max - s).exp();
+                        max = s;
+                        scale_acc(values, out_h, acc16, ms);
+                    } else {
+                        vs = (s - max).exp();
+                    }
+                    mad_acc(values, at, vs, out_h, acc16);
+                    sum = sum * ms + vs;
                 }
-                softmax_in_place(scores);
-                out_h.fill(0.0);
-                for (p, &w) in scores.iter().enumerate() {
-                    let at = p * shape.kv_dim() + kv_off;
-                    axpy_row(values, at, w, out_h);
+                if let Rows::F16(_) = values {
+                    for (o, a) in out_h.iter_mut().zip(acc16.iter()) {
+                        *o = a.to_f32();
+                    }
+                }
+                let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+                for o in out_h.iter_mut() {
+                    *o *= inv;
                 }
             },
         );
+}
+
+/// Scale the running value sum by `ms` (a new maximum was found).
+fn scale_acc(values: &Rows, acc32: &mut [f32], acc16: &mut [f16], ms: f32) {
+    match values {
+        Rows::F32(_) => acc32.iter_mut().for_each(|a| *a *= ms),
+        Rows::F16(_) => acc16
+            .iter_mut()
+            .for_each(|a| *a = f16::from_f32(a.to_f32() * ms)),
+    }
+}
+
+/// `acc += vs * v[at..]`, in the accumulator matching the cache type.
+fn mad_acc(values: &Rows, at: usize, vs: f32, acc32: &mut [f32], acc16: &mut [f16]) {
+    let n = acc32.len();
+    match values {
+        Rows::F32(v) => {
+            for (a, x) in acc32.iter_mut().zip(&v[at..at + n]) {
+                *a += x * vs;
+            }
+        }
+        Rows::F16(v) => {
+            for (a, x) in acc16.iter_mut().zip(&v[at..at + n]) {
+                *a = f16::from_f32(a.to_f32() + x.to_f32() * vs);
+            }
+        }
+    }
 }
 
 /// Round the query to the precision of the stored keys, as ggml's `from_float` does.
@@ -82,21 +128,6 @@ fn dot_row(rows: &Rows, at: usize, q: &[f32]) -> f32 {
             .zip(q)
             .map(|(a, b)| a.to_f32() * b)
             .sum(),
-    }
-}
-
-fn axpy_row(rows: &Rows, at: usize, w: f32, out: &mut [f32]) {
-    match rows {
-        Rows::F32(v) => {
-            for (o, x) in out.iter_mut().zip(&v[at..at + out.len()]) {
-                *o += w * x;
-            }
-        }
-        Rows::F16(v) => {
-            for (o, x) in out.iter_mut().zip(&v[at..at + out.len()]) {
-                *o += w * x.to_f32();
-            }
-        }
     }
 }
 
