@@ -1,0 +1,137 @@
+//! The `hearth` binary from the outside: `tokenize` reproduces llama.cpp's ids, `info` validates.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn hearth() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+}
+
+fn r1_vocab() -> PathBuf {
+    common::fixture("vocab/deepseek-r1-distill-qwen-vocab.gguf")
+}
+
+/// Run `hearth tokenize --json` on every fixture string, both ways, and compare the ids.
+fn tokenize_matches_fixture(model: &Path, fixture: &str) {
+    let text = std::fs::read_to_string(common::fixture(&format!("tokenizer/{fixture}.json")))
+        .expect("tokenizer fixture");
+    let cases: Value = serde_json::from_str(&text).expect("fixture json");
+    for case in cases.as_array().expect("cases") {
+        let input = case["text"].as_str().expect("text");
+        for (special, key) in [(false, "ids"), (true, "ids_add_special_parse_special")] {
+            let mut cmd = hearth();
+            cmd.args(["tokenize", "--json", "-m"]).arg(model);
+            if special {
+                cmd.arg("--special");
+            }
+            let out = cmd.arg("--").arg(input).output().expect("run hearth");
+            assert!(
+                out.status.success(),
+                "hearth tokenize failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let got: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON array");
+            assert_eq!(got, case[key], "{fixture}: {input:?} ({key})");
+        }
+    }
+}
+
+#[test]
+fn tokenize_r1_vocab_matches_llama_cpp() {
+    tokenize_matches_fixture(&r1_vocab(), "deepseek-r1-distill-qwen-vocab");
+}
+
+#[test]
+fn tokenize_real_models_match_llama_cpp() {
+    for name in [
+        "SmolLM2-135M-Instruct.Q4_1",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m",
+        "gemma-3-270m-q4_k_m",
+    ] {
+        if let Some(path) = common::require_model(&format!("{name}.gguf")) {
+            tokenize_matches_fixture(&path, name);
+        }
+    }
+}
+
+#[test]
+fn tokenize_reads_stdin_and_prints_pieces() {
+    use std::io::Write;
+    let mut child = hearth()
+        .args(["tokenize", "-m"])
+        .arg(r1_vocab())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"Hello world")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("9707") && text.contains("\"Hello\"") && text.contains("\" world\""), "{text}");
+}
+
+#[test]
+fn info_describes_the_r1_vocabulary() {
+    let out = hearth()
+        .args(["info", "--json"])
+        .arg(r1_vocab())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["architecture"], "qwen2");
+    assert_eq!(v["vocab_pre"], "deepseek-r1-qwen");
+    assert_eq!(v["vocab_size"], 152064);
+    assert_eq!(v["chat_template"], true);
+    assert_eq!(v["tensors"], 0);
+    assert_eq!(v["tokenizer_ok"], true);
+}
+
+#[test]
+fn info_on_a_real_model_reports_memory() {
+    let Some(path) = common::require_model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else {
+        return;
+    };
+    let out = hearth().arg("info").arg(&path).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["architecture   qwen2", "Q4_K", "Q6_K", "32768 (trained)", "KV cache (f16, 4096 tokens)", "chat template  yes"] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn info_rejects_truncated_and_garbage_files() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bytes = std::fs::read(r1_vocab()).expect("vocab");
+    let cases: [(&str, &[u8]); 4] = [
+        ("truncated.gguf", &bytes[..bytes.len() / 2]),
+        ("magic-only.gguf", b"GGUF"),
+        ("empty.gguf", b""),
+        ("not-gguf.gguf", b"PK\x03\x04 this is a zip file, not a model"),
+    ];
+    for (name, content) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, content).expect("write");
+        let out = hearth().arg("info").arg(&path).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted");
+        assert!(err.starts_with("error: "), "{name}: {err}");
+        assert!(err.contains(name), "{name}: error does not name the file: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    let missing = hearth().arg("info").arg(dir.join("nope.gguf")).output().expect("run");
+    assert!(!missing.status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
