@@ -3,7 +3,8 @@
 //!
 //! For every string: raw tokenization (no BOS, special-token text left as text), prompt
 //! tokenization (BOS as the vocabulary wants, special tokens parsed), and the concatenated
-//! pieces of the raw ids must all be identical to llama.cpp's.
+//! pieces of the raw ids must all be identical to llama.cpp's. `hard/` holds about 200 more
+//! strings per model, chosen to break tokenizers (see `tests/fixtures/tokenizer/README.md`).
 
 mod common;
 
@@ -17,11 +18,12 @@ struct Case {
     text: String,
     ids: Vec<u32>,
     ids_prompt: Vec<u32>,
-    detok: String,
+    /// The raw ids' pieces concatenated.
+    detok: Vec<u8>,
 }
 
-fn cases(name: &str) -> Vec<Case> {
-    let path = common::fixture(&format!("tokenizer/{name}.json"));
+fn cases(rel: &str) -> Vec<Case> {
+    let path = common::fixture(&format!("tokenizer/{rel}.json"));
     let text = std::fs::read_to_string(&path).expect("tokenizer fixture");
     let json: Value = serde_json::from_str(&text).expect("fixture json");
     let ids = |v: &Value| -> Vec<u32> {
@@ -38,17 +40,28 @@ fn cases(name: &str) -> Vec<Case> {
             text: c["text"].as_str().expect("text").to_string(),
             ids: ids(&c["ids"]),
             ids_prompt: ids(&c["ids_add_special_parse_special"]),
-            detok: c["detok"].as_str().expect("detok").to_string(),
+            detok: match c.get("detok_hex") {
+                Some(hex) => unhex(hex.as_str().expect("hex")),
+                None => c["detok"].as_str().expect("detok").as_bytes().to_vec(),
+            },
         })
         .collect()
 }
 
-/// Loads the tokenizer once and checks every fixture string, reporting all mismatches at once.
-fn check(model: &Path, fixture: &str) {
-    let file = GgufFile::open(model).expect("open model");
-    let tok = Tokenizer::from_gguf(&file).expect("build tokenizer");
-    let cases = cases(fixture);
-    assert_eq!(cases.len(), 20, "{fixture}: expected 20 fixture strings");
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex byte"))
+        .collect()
+}
+
+/// Checks every string of one fixture file, reporting all mismatches at once.
+fn check_cases(tok: &Tokenizer, rel: &str, expected_len: Option<usize>) {
+    let cases = cases(rel);
+    if let Some(n) = expected_len {
+        assert_eq!(cases.len(), n, "{rel}: number of fixture strings");
+    }
+    assert!(!cases.is_empty(), "{rel}: no cases");
     let mut failures = Vec::new();
     for c in &cases {
         let raw = tok.encode(&c.text, false, false).expect("encode raw");
@@ -67,17 +80,28 @@ fn check(model: &Path, fixture: &str) {
             .iter()
             .flat_map(|&id| tok.token_to_piece(id, true))
             .collect();
-        let detok = String::from_utf8_lossy(&pieces);
-        if detok != c.detok {
-            failures.push(format!("detok {:?}: got {detok:?}", c.detok));
+        if pieces != c.detok {
+            failures.push(format!(
+                "detok {:?}: got {:?}",
+                String::from_utf8_lossy(&c.detok),
+                String::from_utf8_lossy(&pieces)
+            ));
         }
     }
     assert!(
         failures.is_empty(),
-        "{fixture}: {} mismatches:\n{}",
+        "{rel}: {} mismatches:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Loads the tokenizer once and checks both fixture files of one model.
+fn check(model: &Path, fixture: &str) {
+    let file = GgufFile::open(model).expect("open model");
+    let tok = Tokenizer::from_gguf(&file).expect("build tokenizer");
+    check_cases(&tok, fixture, Some(20));
+    check_cases(&tok, &format!("hard/{fixture}"), None);
 }
 
 #[test]
