@@ -138,7 +138,9 @@ impl Engine {
             let mut all = Vec::new();
             let mut last = Vec::new();
             for chunk in tokens.chunks(self.batch) {
-                let logits = self.model.forward(chunk, &mut s.cache, want, &mut s.scratch)?;
+                let logits = self
+                    .model
+                    .forward(chunk, &mut s.cache, want, &mut s.scratch)?;
                 match want {
                     Logits::All => all.extend_from_slice(&logits),
                     Logits::Last => last = logits,
@@ -270,7 +272,12 @@ fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
     let max = stop.len().saturating_sub(1).min(text.len());
     (1..=max)
         .rev()
-        .find(|&n| text.is_char_boundary(text.len() - n) && stop.as_bytes().starts_with(&text.as_bytes()[text.len() - n..]))
+        .find(|&n| {
+            text.is_char_boundary(text.len() - n)
+                && stop
+                    .as_bytes()
+                    .starts_with(&text.as_bytes()[text.len() - n..])
+        })
         .unwrap_or(0)
 }
 
@@ -282,7 +289,8 @@ fn check_memory(model: &Model, n_ctx: usize, opts: &LoadOptions) -> anyhow::Resu
     let kv = KvCache::bytes_for(opts.cache_type, hp.n_layer, n_ctx, model.kv_dim());
     let b = opts.batch.min(n_ctx) as u64;
     let widest = (hp.n_embd.max(hp.n_ff).max(hp.n_head * hp.head_dim)) as u64;
-    let scratch = b * (widest * 10 + hp.n_vocab as u64) * 4 + (b * hp.n_head as u64 * n_ctx as u64 * 4);
+    let scratch =
+        b * (widest * 10 + hp.n_vocab as u64) * 4 + (b * hp.n_head as u64 * n_ctx as u64 * 4);
     let need = weights.saturating_add(kv).saturating_add(scratch);
     if let Some(avail) = available_memory() {
         if need > avail {
@@ -327,7 +335,10 @@ mod tests {
 
     #[test]
     fn stop_strings_split_across_pieces() {
-        assert_eq!(run(&["</s>"], &["Hello <", "/", "s> more"]), ("Hello ".into(), true));
+        assert_eq!(
+            run(&["</s>"], &["Hello <", "/", "s> more"]),
+            ("Hello ".into(), true)
+        );
         assert_eq!(run(&["</s>"], &["a <", "b"]), ("a <b".into(), false));
         assert_eq!(run(&[], &["x", "y"]), ("xy".into(), false));
         assert_eq!(run(&["ab", "b"], &["xab"]), ("x".into(), true));

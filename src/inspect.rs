@@ -104,7 +104,10 @@ impl ModelSummary {
         let layers = self.block_count?;
         let kv_heads = self.head_count_kv?;
         let per_pos = kv_heads.checked_mul(self.key_length? + self.value_length?)?;
-        layers.checked_mul(per_pos)?.checked_mul(ctx)?.checked_mul(2)
+        layers
+            .checked_mul(per_pos)?
+            .checked_mul(ctx)?
+            .checked_mul(2)
     }
 
     /// The most common weight type by bytes, the way users name a file's quantization.
@@ -148,7 +151,20 @@ pub fn is_supported_weight_type(ty: GgmlType) -> bool {
     use GgmlType::*;
     matches!(
         ty,
-        F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Iq4Nl | Iq4Xs
+        F32 | F16
+            | Bf16
+            | Q4_0
+            | Q4_1
+            | Q5_0
+            | Q5_1
+            | Q8_0
+            | Q2K
+            | Q3K
+            | Q4K
+            | Q5K
+            | Q6K
+            | Iq4Nl
+            | Iq4Xs
     )
 }
 

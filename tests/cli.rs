@@ -77,7 +77,10 @@ fn tokenize_reads_stdin_and_prints_pieces() {
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("9707") && text.contains("\"Hello\"") && text.contains("\" world\""), "{text}");
+    assert!(
+        text.contains("9707") && text.contains("\"Hello\"") && text.contains("\" world\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -87,7 +90,11 @@ fn info_describes_the_r1_vocabulary() {
         .arg(r1_vocab())
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["architecture"], "qwen2");
     assert_eq!(v["vocab_pre"], "deepseek-r1-qwen");
@@ -103,9 +110,20 @@ fn info_on_a_real_model_reports_memory() {
         return;
     };
     let out = hearth().arg("info").arg(&path).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["architecture   qwen2", "Q4_K", "Q6_K", "32768 (trained)", "KV cache (f16, 4096 tokens)", "chat template  yes"] {
+    for needle in [
+        "architecture   qwen2",
+        "Q4_K",
+        "Q6_K",
+        "32768 (trained)",
+        "KV cache (f16, 4096 tokens)",
+        "chat template  yes",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
@@ -119,7 +137,10 @@ fn info_rejects_truncated_and_garbage_files() {
         ("truncated.gguf", &bytes[..bytes.len() / 2]),
         ("magic-only.gguf", b"GGUF"),
         ("empty.gguf", b""),
-        ("not-gguf.gguf", b"PK\x03\x04 this is a zip file, not a model"),
+        (
+            "not-gguf.gguf",
+            b"PK\x03\x04 this is a zip file, not a model",
+        ),
     ];
     for (name, content) in cases {
         let path = dir.join(name);
@@ -128,10 +149,17 @@ fn info_rejects_truncated_and_garbage_files() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: accepted");
         assert!(err.starts_with("error: "), "{name}: {err}");
-        assert!(err.contains(name), "{name}: error does not name the file: {err}");
+        assert!(
+            err.contains(name),
+            "{name}: error does not name the file: {err}"
+        );
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
-    let missing = hearth().arg("info").arg(dir.join("nope.gguf")).output().expect("run");
+    let missing = hearth()
+        .arg("info")
+        .arg(dir.join("nope.gguf"))
+        .output()
+        .expect("run");
     assert!(!missing.status.success());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -42,7 +42,12 @@ fn cases(model: &str) -> Vec<Case> {
                         .as_array()
                         .expect("top")
                         .iter()
-                        .map(|p| (p[0].as_u64().expect("id") as u32, p[1].as_f64().expect("logit") as f32))
+                        .map(|p| {
+                            (
+                                p[0].as_u64().expect("id") as u32,
+                                p[1].as_f64().expect("logit") as f32,
+                            )
+                        })
                         .collect()
                 })
                 .collect(),
@@ -81,7 +86,9 @@ fn check_steps(model: &str) {
         let mut tokens = case.prompt_ids.clone();
         tokens.extend_from_slice(&case.greedy_ids[..case.greedy_ids.len() - 1]);
         let mut session = engine.new_session();
-        let logits = engine.eval(&mut session, &tokens, Logits::All).expect("forward");
+        let logits = engine
+            .eval(&mut session, &tokens, Logits::All)
+            .expect("forward");
         for (s, top) in case.top.iter().enumerate() {
             let row = case.prompt_ids.len() - 1 + s;
             let ours = &logits[row * vocab..(row + 1) * vocab];
@@ -95,7 +102,11 @@ fn check_steps(model: &str) {
                 );
             }
             if top[0].1 - top[1].1 >= 0.1 {
-                assert_eq!(argmax(ours), top[0].0, "{model} case {ci} step {s}: argmax differs");
+                assert_eq!(
+                    argmax(ours),
+                    top[0].0,
+                    "{model} case {ci} step {s}: argmax differs"
+                );
             }
         }
     }
@@ -110,13 +121,16 @@ fn check_kl(model: &str) {
     let engine = load(&path);
     let mut worst = 0.0f64;
     for (i, case) in cases(model).iter().enumerate() {
-        let bytes = std::fs::read(common::fixture(&format!("logits/{model}/logits_p{i}.f32"))).expect("logits fixture");
+        let bytes = std::fs::read(common::fixture(&format!("logits/{model}/logits_p{i}.f32")))
+            .expect("logits fixture");
         let reference: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         let mut session = engine.new_session();
-        let ours = engine.eval(&mut session, &case.prompt_ids, Logits::Last).expect("forward");
+        let ours = engine
+            .eval(&mut session, &case.prompt_ids, Logits::Last)
+            .expect("forward");
         assert_eq!(ours.len(), reference.len());
         let kl = kl_divergence(&reference, &ours);
         worst = worst.max(kl);
@@ -147,16 +161,23 @@ fn check_incremental(model: &str) {
     let mut tokens = case.prompt_ids.clone();
     tokens.extend_from_slice(&case.greedy_ids[..8]);
     let mut batch = engine.new_session();
-    let all = engine.eval(&mut batch, &tokens, Logits::All).expect("batch");
+    let all = engine
+        .eval(&mut batch, &tokens, Logits::All)
+        .expect("batch");
     let mut single = engine.new_session();
     let mut worst = 0.0f32;
     for (i, &t) in tokens.iter().enumerate() {
-        let one = engine.eval(&mut single, &[t], Logits::Last).expect("one token");
+        let one = engine
+            .eval(&mut single, &[t], Logits::Last)
+            .expect("one token");
         for (a, b) in one.iter().zip(&all[i * vocab..(i + 1) * vocab]) {
             worst = worst.max((a - b).abs());
         }
     }
-    assert!(worst <= 1e-3, "{model}: token-by-token differs from the batch by {worst}");
+    assert!(
+        worst <= 1e-3,
+        "{model}: token-by-token differs from the batch by {worst}"
+    );
 }
 
 #[test]

@@ -29,16 +29,16 @@ struct Weight {
 /// The weights of one transformer block.
 #[derive(Debug)]
 struct Layer {
-    attn_norm: Vec<f32>, // (n_embd)
-    wq: Weight,          // (n_head * head_dim, n_embd)
-    wk: Weight,          // (n_head_kv * head_dim, n_embd)
-    wv: Weight,          // (n_head_kv * head_dim, n_embd)
+    attn_norm: Vec<f32>,         // (n_embd)
+    wq: Weight,                  // (n_head * head_dim, n_embd)
+    wk: Weight,                  // (n_head_kv * head_dim, n_embd)
+    wv: Weight,                  // (n_head_kv * head_dim, n_embd)
     bias: Option<[Vec<f32>; 3]>, // q, k, v biases (qwen2)
-    wo: Weight,          // (n_embd, n_head * head_dim)
-    ffn_norm: Vec<f32>,  // (n_embd)
-    w_gate: Weight,      // (n_ff, n_embd)
-    w_up: Weight,        // (n_ff, n_embd)
-    w_down: Weight,      // (n_embd, n_ff)
+    wo: Weight,                  // (n_embd, n_head * head_dim)
+    ffn_norm: Vec<f32>,          // (n_embd)
+    w_gate: Weight,              // (n_ff, n_embd)
+    w_up: Weight,                // (n_ff, n_embd)
+    w_down: Weight,              // (n_embd, n_ff)
 }
 
 /// Which logits a forward call returns.
@@ -55,8 +55,8 @@ pub struct Model {
     file: Arc<GgufFile>,
     pub variant: Variant,
     pub hp: HParams,
-    tok_embd: Weight,   // (n_vocab, n_embd)
-    output: Weight,     // (n_vocab, n_embd), possibly the same tensor as tok_embd
+    tok_embd: Weight, // (n_vocab, n_embd)
+    output: Weight,   // (n_vocab, n_embd), possibly the same tensor as tok_embd
     output_norm: Vec<f32>,
     layers: Vec<Layer>,
     rope: Rope,
@@ -69,7 +69,10 @@ impl Model {
         let tok_embd = find(&file, "token_embd.weight")?;
         let n_vocab = tok_embd_rows(&file, tok_embd)?;
         let hp = HParams::from_metadata(file.metadata(), n_vocab)?;
-        let loader = Loader { file: &file, hp: &hp };
+        let loader = Loader {
+            file: &file,
+            hp: &hp,
+        };
         let tok_embd = loader.matrix("token_embd.weight", hp.n_vocab, hp.n_embd)?;
         let output = match file.tensor("output.weight") {
             Some(_) => loader.matrix("output.weight", hp.n_vocab, hp.n_embd)?,
@@ -168,7 +171,13 @@ impl Model {
         let h = &mut s.h[..x.len()];
         rms_norm(x, &self.output_norm, hp.rms_eps, h);
         let mut logits = vec![0.0f32; rows.len() * hp.n_vocab];
-        matmul(&self.view(self.output), h, rows.len(), &mut logits, &mut s.mm)?;
+        matmul(
+            &self.view(self.output),
+            h,
+            rows.len(),
+            &mut logits,
+            &mut s.mm,
+        )?;
         Ok(logits)
     }
 
@@ -207,7 +216,14 @@ impl Model {
             n_head_kv: hp.n_head_kv,
             head_dim: hp.head_dim,
         };
-        attention(&s.q, &cache.keys[l], &cache.values[l], shape, pos0, &mut s.att);
+        attention(
+            &s.q,
+            &cache.keys[l],
+            &cache.values[l],
+            shape,
+            pos0,
+            &mut s.att,
+        );
         matmul(&self.view(layer.wo), &s.att, n, &mut s.h, &mut s.mm)?;
         add_in_place(&mut s.x, &s.h);
         Ok(())

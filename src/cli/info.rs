@@ -43,7 +43,11 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
 
 fn to_text(s: &ModelSummary, file: &GgufFile) -> String {
     let mut out = String::new();
-    let paths: Vec<String> = file.paths().iter().map(|p| p.display().to_string()).collect();
+    let paths: Vec<String> = file
+        .paths()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let _ = writeln!(out, "file           {}", paths.join(" + "));
     if let Some(name) = &s.name {
         let _ = writeln!(out, "name           {name}");
@@ -107,7 +111,11 @@ fn to_text(s: &ModelSummary, file: &GgufFile) -> String {
             );
         }
         None => {
-            let _ = writeln!(out, "memory         {} weights", human_bytes(s.tensor_bytes));
+            let _ = writeln!(
+                out,
+                "memory         {} weights",
+                human_bytes(s.tensor_bytes)
+            );
         }
     }
     out

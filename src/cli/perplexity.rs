@@ -43,7 +43,10 @@ pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
     opts.ctx_size = Some(n_ctx);
     let engine = Engine::load(&args.model.model, &opts)?;
     if engine.n_ctx != n_ctx || n_ctx < 4 {
-        bail!("context {n_ctx} is not usable with this model (trained length {})", engine.model.hp.n_ctx_train);
+        bail!(
+            "context {n_ctx} is not usable with this model (trained length {})",
+            engine.model.hp.n_ctx_train
+        );
     }
     let tok = &engine.tokenizer;
     let add_bos = tok.add_bos();
@@ -51,7 +54,10 @@ pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
     let available = tokens.len() / n_ctx;
     let n_chunks = args.chunks.map_or(available, |c| c.min(available));
     if n_chunks == 0 {
-        bail!("{} tokens: not enough for one chunk of {n_ctx}", tokens.len());
+        bail!(
+            "{} tokens: not enough for one chunk of {n_ctx}",
+            tokens.len()
+        );
     }
     let first = n_ctx / 2;
     let (mut sum, mut sum2, mut count) = (0.0f64, 0.0f64, 0usize);
@@ -79,7 +85,11 @@ pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
     let mean = sum / count as f64;
     let ppl = mean.exp();
     let var = (sum2 / count as f64 - mean * mean).max(0.0);
-    let err = if count > 1 { (var / (count - 1) as f64).sqrt() * ppl } else { 0.0 };
+    let err = if count > 1 {
+        (var / (count - 1) as f64).sqrt() * ppl
+    } else {
+        0.0
+    };
     if args.json {
         println!(
             "{}",

@@ -37,7 +37,14 @@ impl AttnShape {
 /// The softmax is computed online, one key at a time, as ggml's CPU flash attention
 /// (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`) does; with an f16 cache the running
 /// value sum is kept in f16 exactly as there, so hearth lands on llama.cpp's numbers.
-pub fn attention(q: &[f32], keys: &Rows, values: &Rows, shape: AttnShape, pos0: usize, out: &mut [f32]) {
+pub fn attention(
+    q: &[f32],
+    keys: &Rows,
+    values: &Rows,
+    shape: AttnShape,
+    pos0: usize,
+    out: &mut [f32],
+) {
     let hd = shape.head_dim;
     let group = shape.n_head / shape.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();

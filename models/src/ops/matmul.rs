@@ -46,7 +46,8 @@ impl QMatrix<'_> {
 
 /// The kernels for a weight type, or an error if hearth cannot multiply by it.
 pub fn check_supported(ty: GgmlType) -> Result<&'static MatKernels, ModelError> {
-    hearth_simd::mat_kernels(ty).ok_or_else(|| ModelError::Unsupported(format!("matmul with {ty} weights")))
+    hearth_simd::mat_kernels(ty)
+        .ok_or_else(|| ModelError::Unsupported(format!("matmul with {ty} weights")))
 }
 
 /// Reusable buffers of [`matmul`].
@@ -73,7 +74,8 @@ pub fn matmul(
     let act_row = k
         .vec_dot_type
         .bytes_for(w.cols as u64)
-        .ok_or_else(|| ModelError::BadShape(format!("{} columns of {}", w.cols, w.ty)))? as usize;
+        .ok_or_else(|| ModelError::BadShape(format!("{} columns of {}", w.cols, w.ty)))?
+        as usize;
     // Rows of activations, each starting at an ACT_ALIGN boundary.
     let stride = act_row.div_ceil(ACT_ALIGN) * ACT_ALIGN;
     scratch.act.clear();
