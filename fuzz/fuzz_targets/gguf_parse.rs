@@ -17,11 +17,22 @@ fuzz_target!(|data: &[u8]| {
     let mut acc = 0u64;
     let m = file.metadata();
     for (key, value) in m.iter() {
-        acc = acc.wrapping_add(key.len() as u64).wrapping_add(touch(value));
+        acc = acc
+            .wrapping_add(key.len() as u64)
+            .wrapping_add(touch(value));
         // The typed getters must agree with the raw value and never panic.
         assert!(m.get(key).is_some());
-        let _ = (m.get_u32(key), m.get_i64(key), m.get_f32(key), m.get_str(key));
-        let _ = (m.get_str_array(key), m.get_f32_array(key), m.get_opt_bool(key));
+        let _ = (
+            m.get_u32(key),
+            m.get_i64(key),
+            m.get_f32(key),
+            m.get_str(key),
+        );
+        let _ = (
+            m.get_str_array(key),
+            m.get_f32_array(key),
+            m.get_opt_bool(key),
+        );
     }
     let _ = (m.architecture(), m.arch_u32("block_count"));
     for t in file.tensors() {
@@ -34,9 +45,13 @@ fuzz_target!(|data: &[u8]| {
     std::hint::black_box(acc);
 
     // What was accepted can be written back, and writing is then a fixed point.
-    let once = GgufWriter::from_gguf(&file).to_bytes().expect("re-encode an accepted file");
+    let once = GgufWriter::from_gguf(&file)
+        .to_bytes()
+        .expect("re-encode an accepted file");
     let again = GgufFile::from_bytes(once.clone()).expect("re-read a re-encoded file");
-    let twice = GgufWriter::from_gguf(&again).to_bytes().expect("re-encode twice");
+    let twice = GgufWriter::from_gguf(&again)
+        .to_bytes()
+        .expect("re-encode twice");
     assert_eq!(once, twice);
     assert_eq!(again.tensors().len(), file.tensors().len());
     for (a, b) in again.tensors().iter().zip(file.tensors()) {

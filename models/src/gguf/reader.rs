@@ -206,13 +206,16 @@ fn read_metadata(cur: &mut Cursor<'_>, n_kv: u64) -> Result<Metadata> {
         if key.is_empty() {
             return Err(GgufError::at(at, GgufErrorKind::EmptyKey { index }));
         }
+        // Before the value, as ggml does: the key is what is wrong, whatever follows it.
+        if metadata.contains(&key) {
+            return Err(GgufError::at(at, GgufErrorKind::DuplicateKey(key)));
+        }
         let type_at = cur.pos();
         let id = cur.u32(&|| format!("the type of metadata key `{key}`"))?;
         let ty = value_type(type_at, &key, id)?;
         let value = read_value(cur, ty, &key)?;
-        if metadata.insert(key.clone(), value).is_err() {
-            return Err(GgufError::at(at, GgufErrorKind::DuplicateKey(key)));
-        }
+        // Cannot fail: the key was checked absent above.
+        let _ = metadata.insert(key, value);
     }
     Ok(metadata)
 }
