@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use hearth_models::gguf::GgufFile;
-use hearth_quant::GgmlType;
 
 /// The context length used when the user does not ask for one (capped at the trained length).
 pub const DEFAULT_CTX: u64 = 4096;
@@ -144,28 +143,6 @@ pub fn human_count(n: u64) -> String {
         1_000_000..=999_999_999 => format!("{:.2}M", n as f64 / 1e6),
         _ => format!("{:.2}B", n as f64 / 1e9),
     }
-}
-
-/// Whether a type name is one hearth can compute with (the rest load but cannot run).
-pub fn is_supported_weight_type(ty: GgmlType) -> bool {
-    use GgmlType::*;
-    matches!(
-        ty,
-        F32 | F16
-            | Bf16
-            | Q4_0
-            | Q4_1
-            | Q5_0
-            | Q5_1
-            | Q8_0
-            | Q2K
-            | Q3K
-            | Q4K
-            | Q5K
-            | Q6K
-            | Iq4Nl
-            | Iq4Xs
-    )
 }
 
 #[cfg(test)]
