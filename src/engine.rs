@@ -52,6 +52,8 @@ pub struct Engine {
 pub struct Session {
     pub cache: KvCache,
     scratch: Scratch,
+    /// Every token's logits when a multi-batch evaluation asked for all of them.
+    all: Vec<f32>,
 }
 
 /// Why generation stopped.
@@ -128,25 +130,42 @@ impl Engine {
                 self.model.kv_dim(),
             ),
             scratch: Scratch::default(),
+            all: Vec::new(),
         }
     }
 
     /// Feed `tokens` after what the session holds, in batches of at most `batch`; return the
-    /// logits asked for (the last token's, or every token's row by row).
-    pub fn eval(&self, s: &mut Session, tokens: &[u32], want: Logits) -> anyhow::Result<Vec<f32>> {
-        self.pool.install(|| {
-            let mut all = Vec::new();
-            let mut last = Vec::new();
-            for chunk in tokens.chunks(self.batch) {
+    /// logits asked for (the last token's, or every token's row by row). They live in the
+    /// session until its next evaluation, so generation allocates nothing per token here.
+    pub fn eval<'s>(
+        &self,
+        s: &'s mut Session,
+        tokens: &[u32],
+        want: Logits,
+    ) -> anyhow::Result<&'s [f32]> {
+        self.pool.install(|| -> anyhow::Result<()> {
+            let n_chunks = tokens.len().div_ceil(self.batch);
+            if want == Logits::All {
+                s.all.clear();
+            }
+            for (i, chunk) in tokens.chunks(self.batch).enumerate() {
+                let chunk_want = match want {
+                    Logits::Last if i + 1 < n_chunks => Logits::None,
+                    other => other,
+                };
                 let logits = self
                     .model
-                    .forward(chunk, &mut s.cache, want, &mut s.scratch)?;
-                match want {
-                    Logits::All => all.extend_from_slice(&logits),
-                    Logits::Last => last = logits,
+                    .forward(chunk, &mut s.cache, chunk_want, &mut s.scratch)?;
+                if want == Logits::All && n_chunks > 1 {
+                    s.all.extend_from_slice(logits);
                 }
             }
-            Ok(if want == Logits::All { all } else { last })
+            Ok(())
+        })?;
+        Ok(if want == Logits::All && tokens.len() > self.batch {
+            &s.all
+        } else {
+            s.scratch.logits()
         })
     }
 
@@ -174,7 +193,7 @@ impl Engine {
             );
         }
         let t0 = Instant::now();
-        let mut logits = self.eval(s, prompt, Logits::Last)?;
+        self.eval(s, prompt, Logits::Last)?;
         let prompt_time = t0.elapsed();
         for &t in prompt {
             sampler.accept(t);
@@ -187,7 +206,7 @@ impl Engine {
             if max_tokens.is_some_and(|m| n_gen >= m) {
                 break StopReason::Length;
             }
-            let token = sampler.sample(&logits);
+            let token = sampler.sample(s.scratch.logits());
             sampler.accept(token);
             if self.tokenizer.is_eog(token) {
                 break StopReason::Eog;
@@ -200,7 +219,7 @@ impl Engine {
             if s.cache.len >= self.n_ctx {
                 break StopReason::Context;
             }
-            logits = self.eval(s, &[token], Logits::Last)?;
+            self.eval(s, &[token], Logits::Last)?;
         };
         if reason != StopReason::StopString {
             let rest = decoder.flush();

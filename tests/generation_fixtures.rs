@@ -180,6 +180,44 @@ fn check_incremental(model: &str) {
     );
 }
 
+/// A prompt split over several batches gives the logits of one batch (the last token's and all).
+#[test]
+fn smollm2_small_batches_equal_one_batch() {
+    let Some(path) = common::require_model("SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let one = load(&path);
+    let small = Engine::load(
+        &path,
+        &LoadOptions {
+            threads: 2,
+            ctx_size: Some(512),
+            batch: 3,
+            ..LoadOptions::default()
+        },
+    )
+    .expect("model loads");
+    let case = &cases("SmolLM2-135M-Instruct.Q4_1")[1];
+    for want in [Logits::Last, Logits::All] {
+        let mut a = one.new_session();
+        let expected = one
+            .eval(&mut a, &case.prompt_ids, want)
+            .expect("one batch")
+            .to_vec();
+        let mut b = small.new_session();
+        let got = small
+            .eval(&mut b, &case.prompt_ids, want)
+            .expect("small batches");
+        assert_eq!(got.len(), expected.len(), "{want:?}");
+        let worst = got
+            .iter()
+            .zip(&expected)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-3, "{want:?}: batches of 3 differ by {worst}");
+    }
+}
+
 #[test]
 #[ignore = "issue 3 in progress: hearth is within ~0.4 of llama.cpp logits, not yet 0.1 (see the issue 3 notes)"]
 fn smollm2_steps_match_llama_cpp() {

@@ -44,6 +44,8 @@ struct Layer {
 /// Which logits a forward call returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {
+    /// None: only fill the KV cache (prompt batches before the last one).
+    None,
     /// Only the last token's (generation).
     Last,
     /// Every token's, `n_tokens * n_vocab` (perplexity, tests).
@@ -126,18 +128,20 @@ impl Model {
     }
 
     /// Run `tokens` (positions `cache.len ..`) through the model, append their keys and values to
-    /// `cache`, and return the requested logits.
-    pub fn forward(
+    /// `cache`, and return the requested logits (`n_vocab` per row), which live in `scratch`
+    /// until the next call.
+    pub fn forward<'s>(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
         want: Logits,
-        scratch: &mut Scratch,
-    ) -> Result<Vec<f32>, ModelError> {
+        scratch: &'s mut Scratch,
+    ) -> Result<&'s [f32], ModelError> {
         let hp = &self.hp;
         let (n, pos0) = (tokens.len(), cache.len);
+        scratch.logits.clear();
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok(&scratch.logits);
         }
         if pos0 + n > cache.n_ctx {
             return Err(ModelError::ContextFull {
@@ -164,21 +168,22 @@ impl Model {
         cache.len = pos0 + n;
         // Final norm and the output projection, for the rows asked for.
         let rows = match want {
+            Logits::None => return Ok(&s.logits),
             Logits::Last => n - 1..n,
             Logits::All => 0..n,
         };
         let x = &s.x[rows.start * hp.n_embd..rows.end * hp.n_embd];
         let h = &mut s.h[..x.len()];
         rms_norm(x, &self.output_norm, hp.rms_eps, h);
-        let mut logits = vec![0.0f32; rows.len() * hp.n_vocab];
+        s.logits.resize(rows.len() * hp.n_vocab, 0.0);
         matmul(
             &self.view(self.output),
             h,
             rows.len(),
-            &mut logits,
+            &mut s.logits,
             &mut s.mm,
         )?;
-        Ok(logits)
+        Ok(&s.logits)
     }
 
     /// `x += wo · attention(rope(wq·norm(x)), rope(wk·norm(x)), wv·norm(x))`
@@ -273,10 +278,16 @@ pub struct Scratch {
     gate: Vec<f32>,
     up: Vec<f32>,
     rope: Vec<f32>,
+    logits: Vec<f32>,
     mm: MatmulScratch,
 }
 
 impl Scratch {
+    /// The logits of the last forward call.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
     fn prepare(&mut self, hp: &HParams, n: usize) -> &mut Scratch {
         let q_dim = hp.n_head * hp.head_dim;
         let kv_dim = hp.n_head_kv * hp.head_dim;
