@@ -132,7 +132,7 @@ fn check_kl(model: &str) {
             .eval(&mut session, &case.prompt_ids, Logits::Last)
             .expect("forward");
         assert_eq!(ours.len(), reference.len());
-        let kl = kl_divergence(&reference, &ours);
+        let kl = kl_divergence(&reference, ours);
         worst = worst.max(kl);
         assert!(kl < 1e-3, "{model} prompt {i}: KL divergence {kl}");
     }
