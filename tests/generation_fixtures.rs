@@ -5,54 +5,15 @@ mod common;
 
 use std::path::Path;
 
+use common::agreement::{agreement, load_cases, Case};
 use hearth::engine::{Engine, LoadOptions};
 use hearth_models::model::Logits;
-use serde_json::Value;
 
-struct Case {
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-    /// Per step, llama.cpp's top-10 `(id, logit)`.
-    top: Vec<Vec<(u32, f32)>>,
-}
+const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1";
+const QWEN2: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m";
 
 fn cases(model: &str) -> Vec<Case> {
-    let path = common::fixture(&format!("generation/{model}.json"));
-    let text = std::fs::read_to_string(&path).expect("generation fixture");
-    let json: Value = serde_json::from_str(&text).expect("fixture json");
-    let ids = |v: &Value| -> Vec<u32> {
-        v.as_array()
-            .expect("id array")
-            .iter()
-            .map(|x| x.as_u64().expect("id") as u32)
-            .collect()
-    };
-    json.as_array()
-        .expect("cases")
-        .iter()
-        .map(|c| Case {
-            prompt_ids: ids(&c["prompt_ids"]),
-            greedy_ids: ids(&c["greedy_ids"]),
-            top: c["steps"]
-                .as_array()
-                .expect("steps")
-                .iter()
-                .map(|s| {
-                    s["top"]
-                        .as_array()
-                        .expect("top")
-                        .iter()
-                        .map(|p| {
-                            (
-                                p[0].as_u64().expect("id") as u32,
-                                p[1].as_f64().expect("logit") as f32,
-                            )
-                        })
-                        .collect()
-                })
-                .collect(),
-        })
-        .collect()
+    load_cases(&common::fixture(&format!("generation/{model}.json")))
 }
 
 fn load(path: &Path) -> Engine {
@@ -64,90 +25,24 @@ fn load(path: &Path) -> Engine {
     Engine::load(path, &opts).expect("model loads")
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
-/// Feed prompt + greedy tokens in one batch and hold every step to llama.cpp's top-10 logits.
-fn check_steps(model: &str) {
+/// Every step of every fixture prompt, and the full softmax after each prompt, against llama.cpp.
+fn check_agreement(model: &str) {
     let Some(path) = common::require_model(&format!("{model}.gguf")) else {
         return;
     };
     let engine = load(&path);
-    let vocab = engine.model.hp.n_vocab;
-    let mut worst = 0.0f32;
-    for (ci, case) in cases(model).iter().enumerate() {
-        let mut tokens = case.prompt_ids.clone();
-        tokens.extend_from_slice(&case.greedy_ids[..case.greedy_ids.len() - 1]);
-        let mut session = engine.new_session();
-        let logits = engine
-            .eval(&mut session, &tokens, Logits::All)
-            .expect("forward");
-        for (s, top) in case.top.iter().enumerate() {
-            let row = case.prompt_ids.len() - 1 + s;
-            let ours = &logits[row * vocab..(row + 1) * vocab];
-            for &(id, want) in top {
-                let diff = (ours[id as usize] - want).abs();
-                worst = worst.max(diff);
-                assert!(
-                    diff <= 0.1,
-                    "{model} case {ci} step {s}: logit of {id} is {} here, {want} in llama.cpp",
-                    ours[id as usize]
-                );
-            }
-            if top[0].1 - top[1].1 >= 0.1 {
-                assert_eq!(
-                    argmax(ours),
-                    top[0].0,
-                    "{model} case {ci} step {s}: argmax differs"
-                );
-            }
-        }
-    }
-    eprintln!("{model}: max top-10 logit difference {worst:.4}");
+    let logits = common::fixture(&format!("logits/{model}"));
+    agreement(&engine, &cases(model), Some(&logits)).check(model);
 }
 
-/// KL(llama.cpp || hearth) over the whole vocabulary after each prompt.
-fn check_kl(model: &str) {
-    let Some(path) = common::require_model(&format!("{model}.gguf")) else {
-        return;
-    };
-    let engine = load(&path);
-    let mut worst = 0.0f64;
-    for (i, case) in cases(model).iter().enumerate() {
-        let bytes = std::fs::read(common::fixture(&format!("logits/{model}/logits_p{i}.f32")))
-            .expect("logits fixture");
-        let reference: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let mut session = engine.new_session();
-        let ours = engine
-            .eval(&mut session, &case.prompt_ids, Logits::Last)
-            .expect("forward");
-        assert_eq!(ours.len(), reference.len());
-        let kl = kl_divergence(&reference, ours);
-        worst = worst.max(kl);
-        assert!(kl < 1e-3, "{model} prompt {i}: KL divergence {kl}");
-    }
-    eprintln!("{model}: max KL divergence {worst:.2e}");
+#[test]
+fn smollm2_agrees_with_llama_cpp() {
+    check_agreement(SMOLLM2);
 }
 
-fn log_softmax(l: &[f32]) -> Vec<f64> {
-    let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = l.iter().map(|&x| (x as f64 - max).exp()).sum();
-    l.iter().map(|&x| x as f64 - max - sum.ln()).collect()
-}
-
-fn kl_divergence(p_logits: &[f32], q_logits: &[f32]) -> f64 {
-    let (lp, lq) = (log_softmax(p_logits), log_softmax(q_logits));
-    lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum()
+#[test]
+fn qwen2_agrees_with_llama_cpp() {
+    check_agreement(QWEN2);
 }
 
 /// One token at a time through the KV cache gives the batch's logits.
@@ -197,7 +92,7 @@ fn smollm2_small_batches_equal_one_batch() {
         },
     )
     .expect("model loads");
-    let case = &cases("SmolLM2-135M-Instruct.Q4_1")[1];
+    let case = &cases(SMOLLM2)[1];
     for want in [Logits::Last, Logits::All] {
         let mut a = one.new_session();
         let expected = one
@@ -219,35 +114,11 @@ fn smollm2_small_batches_equal_one_batch() {
 }
 
 #[test]
-#[ignore = "issue 3 in progress: hearth is within ~0.4 of llama.cpp logits, not yet 0.1 (see the issue 3 notes)"]
-fn smollm2_steps_match_llama_cpp() {
-    check_steps("SmolLM2-135M-Instruct.Q4_1");
-}
-
-#[test]
-#[ignore = "issue 3 in progress: hearth is within ~0.4 of llama.cpp logits, not yet 0.1 (see the issue 3 notes)"]
-fn qwen2_steps_match_llama_cpp() {
-    check_steps("qwen2.5-coder-0.5b-instruct-q4_k_m");
-}
-
-#[test]
-#[ignore = "issue 3 in progress: hearth is within ~0.4 of llama.cpp logits, not yet 0.1 (see the issue 3 notes)"]
-fn smollm2_kl_divergence() {
-    check_kl("SmolLM2-135M-Instruct.Q4_1");
-}
-
-#[test]
-#[ignore = "issue 3 in progress: hearth is within ~0.4 of llama.cpp logits, not yet 0.1 (see the issue 3 notes)"]
-fn qwen2_kl_divergence() {
-    check_kl("qwen2.5-coder-0.5b-instruct-q4_k_m");
-}
-
-#[test]
 fn smollm2_incremental_equals_batch() {
-    check_incremental("SmolLM2-135M-Instruct.Q4_1");
+    check_incremental(SMOLLM2);
 }
 
 #[test]
 fn qwen2_incremental_equals_batch() {
-    check_incremental("qwen2.5-coder-0.5b-instruct-q4_k_m");
+    check_incremental(QWEN2);
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod agreement;
+
 use std::path::PathBuf;
 
 /// The root of the repository (for `tests/fixtures/...`).
