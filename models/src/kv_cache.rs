@@ -1,34 +1,78 @@
 //! The key/value cache: what attention remembers of earlier positions.
 //!
 //! One buffer per layer for keys and one for values, `n_ctx` rows of `kv_dim` values each, stored
-//! as f16 by default (as llama.cpp does), or f32. A row is written once, when its position goes
-//! through the model, and read by every later position.
+//! as f16 by default (as llama.cpp does), f32, or Q8_0. A row is written once, when its position
+//! goes through the model, and read by every later position.
+//!
+//! A Q8_0 row is `kv_dim / 32` blocks of 34 bytes (an f16 scale and 32 signed bytes), quantized
+//! with ggml's `quantize_row_q8_0_ref` (hearth-quant). Blocks never straddle two heads, so each
+//! head's slice of a row is whole blocks: the head size must be a multiple of 32, which
+//! [`KvCache::check`] verifies before a cache is built (llama.cpp refuses such a model too).
 
 use half::f16;
+use hearth_quant::{BlockQ8_0, Pod, QuantBlock, QK8_0};
 
 /// Element type of the cache (`--cache-type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheType {
     F32,
     F16,
+    Q8_0,
+}
+
+/// A cache type that cannot hold the model's heads.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CacheError {
+    #[error(
+        "--cache-type {ty} needs a head size that is a multiple of {block}, but this model's heads have {head_dim} values; use --cache-type f16 or f32"
+    )]
+    HeadDim {
+        ty: &'static str,
+        block: usize,
+        head_dim: usize,
+    },
 }
 
 impl CacheType {
-    /// Parse the CLI spelling (`f32`, `f16`).
+    /// Parse the CLI spelling (`f32`, `f16`, `q8_0`).
     pub fn parse(s: &str) -> Option<CacheType> {
         match s.to_ascii_lowercase().as_str() {
             "f32" => Some(CacheType::F32),
             "f16" => Some(CacheType::F16),
+            "q8_0" => Some(CacheType::Q8_0),
             _ => None,
         }
     }
 
-    /// Bytes per stored value.
-    pub fn elem_bytes(self) -> usize {
+    /// The CLI spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheType::F32 => "f32",
+            CacheType::F16 => "f16",
+            CacheType::Q8_0 => "q8_0",
+        }
+    }
+
+    /// Values per stored block (1 for the float types).
+    pub fn block_elems(self) -> usize {
+        match self {
+            CacheType::F32 | CacheType::F16 => 1,
+            CacheType::Q8_0 => QK8_0,
+        }
+    }
+
+    /// Bytes per stored block.
+    pub fn block_bytes(self) -> usize {
         match self {
             CacheType::F32 => 4,
             CacheType::F16 => 2,
+            CacheType::Q8_0 => size_of::<BlockQ8_0>(),
         }
+    }
+
+    /// Bytes of one stored row of `n` values (a partial block counts whole).
+    pub fn row_bytes(self, n: usize) -> u64 {
+        n.div_ceil(self.block_elems()) as u64 * self.block_bytes() as u64
     }
 }
 
@@ -37,17 +81,27 @@ impl CacheType {
 pub enum Rows {
     F32(Vec<f32>),
     F16(Vec<f16>),
+    /// `len / 32` blocks; element `i` lives in block `i / 32`.
+    Q8_0(Vec<BlockQ8_0>),
 }
 
 impl Rows {
-    fn new(ty: CacheType, len: usize) -> Rows {
+    /// Room for `len` values (a multiple of the type's block size).
+    pub fn new(ty: CacheType, len: usize) -> Rows {
+        assert_eq!(
+            len % ty.block_elems(),
+            0,
+            "cache length {len} is not whole {} blocks",
+            ty.name()
+        );
         match ty {
             CacheType::F32 => Rows::F32(vec![0.0; len]),
             CacheType::F16 => Rows::F16(vec![f16::ZERO; len]),
+            CacheType::Q8_0 => Rows::Q8_0(vec![BlockQ8_0::zeroed(); len / QK8_0]),
         }
     }
 
-    /// Store `src` at element offset `at`.
+    /// Store `src` at element offset `at` (for Q8_0 both are whole blocks).
     pub fn write(&mut self, at: usize, src: &[f32]) {
         match self {
             Rows::F32(v) => v[at..at + src.len()].copy_from_slice(src),
@@ -55,6 +109,32 @@ impl Rows {
                 for (d, &s) in v[at..at + src.len()].iter_mut().zip(src) {
                     *d = f16::from_f32(s);
                 }
+            }
+            Rows::Q8_0(v) => {
+                assert!(
+                    at % QK8_0 == 0 && src.len() % QK8_0 == 0,
+                    "Q8_0 cache write of {} values at {at} is not whole blocks",
+                    src.len()
+                );
+                let dst = &mut v[at / QK8_0..(at + src.len()) / QK8_0];
+                BlockQ8_0::quantize(src, dst).expect("whole Q8_0 blocks");
+            }
+        }
+    }
+
+    /// Read `out.len()` values from element offset `at` back as f32 (Q8_0: dequantized).
+    pub fn read(&self, at: usize, out: &mut [f32]) {
+        let n = out.len();
+        match self {
+            Rows::F32(v) => out.copy_from_slice(&v[at..at + n]),
+            Rows::F16(v) => {
+                for (o, x) in out.iter_mut().zip(&v[at..at + n]) {
+                    *o = x.to_f32();
+                }
+            }
+            Rows::Q8_0(v) => {
+                debug_assert!(at % QK8_0 == 0 && n % QK8_0 == 0);
+                BlockQ8_0::dequantize(&v[at / QK8_0..(at + n) / QK8_0], out);
             }
         }
     }
@@ -73,6 +153,19 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Whether a cache of type `ty` can hold heads of `head_dim` values: a Q8_0 block must not
+    /// straddle two heads. Call before [`KvCache::new`], which panics on such a shape.
+    pub fn check(ty: CacheType, head_dim: usize) -> Result<(), CacheError> {
+        if head_dim == 0 || head_dim % ty.block_elems() != 0 {
+            return Err(CacheError::HeadDim {
+                ty: ty.name(),
+                block: ty.block_elems(),
+                head_dim,
+            });
+        }
+        Ok(())
+    }
+
     /// A cache for `n_layers` layers of `n_ctx` positions of `kv_dim` values each.
     pub fn new(ty: CacheType, n_layers: usize, n_ctx: usize, kv_dim: usize) -> KvCache {
         let per_layer = n_ctx * kv_dim;
@@ -86,9 +179,9 @@ impl KvCache {
         }
     }
 
-    /// Bytes a cache of this shape takes.
+    /// Bytes a cache of this shape takes (Q8_0: 34 bytes per 32 values).
     pub fn bytes_for(ty: CacheType, n_layers: usize, n_ctx: usize, kv_dim: usize) -> u64 {
-        2 * (n_layers as u64) * (n_ctx as u64) * (kv_dim as u64) * ty.elem_bytes() as u64
+        2 * (n_layers as u64) * (n_ctx as u64) * ty.row_bytes(kv_dim)
     }
 
     /// Forget everything (a new conversation).
@@ -99,5 +192,99 @@ impl KvCache {
     /// Drop the positions from `pos` on (keep a shared prefix).
     pub fn truncate(&mut self, pos: usize) {
         self.len = self.len.min(pos);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(n: usize, seed: u32) -> Vec<f32> {
+        // A deterministic spread of magnitudes and signs, with one outlier per 32.
+        (0..n)
+            .map(|i| {
+                let x = ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32;
+                let v = (x - 0.5) * 4.0;
+                if i % 32 == 7 {
+                    v * 10.0
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parse_and_names() {
+        for ty in [CacheType::F32, CacheType::F16, CacheType::Q8_0] {
+            assert_eq!(CacheType::parse(ty.name()), Some(ty));
+        }
+        assert_eq!(CacheType::parse("Q8_0"), Some(CacheType::Q8_0));
+        assert_eq!(CacheType::parse("q4_0"), None);
+    }
+
+    #[test]
+    fn q8_0_rows_roundtrip_within_block_precision() {
+        let kv_dim = 128;
+        let mut rows = Rows::new(CacheType::Q8_0, 3 * kv_dim);
+        let src = ramp(2 * kv_dim, 17);
+        rows.write(kv_dim, &src);
+        let mut back = vec![0.0; 2 * kv_dim];
+        rows.read(kv_dim, &mut back);
+        for (xb, bb) in src.chunks(32).zip(back.chunks(32)) {
+            let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            // Half a quantization step, plus the f16 rounding of the scale.
+            let tol = amax / 127.0 * 0.5 + amax * 1e-3;
+            for (x, b) in xb.iter().zip(bb) {
+                assert!((x - b).abs() <= tol, "{x} came back as {b} (tol {tol})");
+            }
+        }
+        // The row before stays zero.
+        let mut first = vec![1.0; kv_dim];
+        rows.read(0, &mut first);
+        assert!(first.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn q8_0_rows_are_ggml_reference_blocks() {
+        let src = ramp(64, 3);
+        let mut rows = Rows::new(CacheType::Q8_0, 64);
+        rows.write(0, &src);
+        let mut want = vec![0u8; 68];
+        hearth_quant::quantize_row(hearth_quant::GgmlType::Q8_0, &src, &mut want).unwrap();
+        let Rows::Q8_0(blocks) = &rows else {
+            unreachable!()
+        };
+        assert_eq!(hearth_quant::blocks_as_bytes(blocks), &want[..]);
+    }
+
+    #[test]
+    fn bytes_for_each_type() {
+        // 30 layers, 512 positions, 192 values: K and V.
+        let n = 2 * 30 * 512 * 192u64;
+        assert_eq!(KvCache::bytes_for(CacheType::F32, 30, 512, 192), n * 4);
+        assert_eq!(KvCache::bytes_for(CacheType::F16, 30, 512, 192), n * 2);
+        assert_eq!(
+            KvCache::bytes_for(CacheType::Q8_0, 30, 512, 192),
+            n / 32 * 34
+        );
+    }
+
+    #[test]
+    fn q8_0_needs_heads_of_whole_blocks() {
+        assert!(KvCache::check(CacheType::Q8_0, 64).is_ok());
+        assert!(KvCache::check(CacheType::Q8_0, 128).is_ok());
+        let err = KvCache::check(CacheType::Q8_0, 80).unwrap_err();
+        assert_eq!(
+            err,
+            CacheError::HeadDim {
+                ty: "q8_0",
+                block: 32,
+                head_dim: 80
+            }
+        );
+        assert!(err.to_string().contains("multiple of 32"), "{err}");
+        assert!(KvCache::check(CacheType::F16, 80).is_ok());
+        assert!(KvCache::check(CacheType::F32, 1).is_ok());
     }
 }
