@@ -5,6 +5,7 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;
+pub mod requantize;
 pub mod tokenizer;
 
 pub use error::ModelError;
