@@ -95,6 +95,7 @@ impl Engine {
         if opts.batch == 0 {
             bail!("--batch must be at least 1");
         }
+        KvCache::check(opts.cache_type, model.hp.head_dim)?;
         check_memory(&model, n_ctx, opts)?;
         let threads = match opts.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -128,6 +129,7 @@ impl Engine {
                 self.model.hp.n_layer,
                 self.n_ctx,
                 self.model.kv_dim(),
+                self.model.hp.head_dim,
             ),
             scratch: Scratch::default(),
             all: Vec::new(),

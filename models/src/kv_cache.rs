@@ -7,7 +7,15 @@
 //! A Q8_0 row is `kv_dim / 32` blocks of 34 bytes (an f16 scale and 32 signed bytes), quantized
 //! with ggml's `quantize_row_q8_0_ref` (hearth-quant). Blocks never straddle two heads, so each
 //! head's slice of a row is whole blocks: the head size must be a multiple of 32, which
-//! [`KvCache::check`] verifies before a cache is built (llama.cpp refuses such a model too).
+//! [`KvCache::check`] verifies before a cache is built.
+//!
+//! Like llama.cpp (`llama_kv_cache`: `attn_rot_k`, `attn_rot_v`), a quantized cache stores keys and
+//! values in a rotated basis when the head size is a multiple of 64: each head's slice goes through
+//! an orthonormal Walsh-Hadamard transform ([`hadamard`]) before it is quantized, which spreads the
+//! outliers of a head (Qwen2's keys reach a few hundred) over all its values so that one block's
+//! scale no longer flattens the rest. Keys use the largest power of two dividing the head size,
+//! values blocks of 64. The transform is its own inverse: attention rotates the query the same way
+//! (`q·k` is unchanged) and rotates its output back. `LLAMA_ATTN_ROT_DISABLE` is not mirrored.
 
 use half::f16;
 use hearth_quant::{BlockQ8_0, Pod, QuantBlock, QK8_0};
@@ -70,6 +78,30 @@ impl CacheType {
         }
     }
 
+    /// Whether values are stored as quantized blocks.
+    pub fn is_quantized(self) -> bool {
+        matches!(self, CacheType::Q8_0)
+    }
+
+    /// Size of the Hadamard rotation keys are stored in (0: none), as llama.cpp's `attn_rot_k`:
+    /// quantized caches with a head size that is a multiple of 64, the largest power of two
+    /// dividing the head size.
+    pub fn key_rotation(self, head_dim: usize) -> usize {
+        if !self.is_quantized() || head_dim == 0 || head_dim % 64 != 0 {
+            return 0;
+        }
+        1 << head_dim.trailing_zeros()
+    }
+
+    /// Size of the Hadamard rotation values are stored in (0: none), as llama.cpp's
+    /// `attn_rot_v`: 64 for quantized caches with a head size that is a multiple of 64.
+    pub fn value_rotation(self, head_dim: usize) -> usize {
+        if !self.is_quantized() || head_dim == 0 || head_dim % 64 != 0 {
+            return 0;
+        }
+        64
+    }
+
     /// Bytes of one stored row of `n` values (a partial block counts whole).
     pub fn row_bytes(self, n: usize) -> u64 {
         n.div_ceil(self.block_elems()) as u64 * self.block_bytes() as u64
@@ -81,13 +113,50 @@ impl CacheType {
 pub enum Rows {
     F32(Vec<f32>),
     F16(Vec<f16>),
-    /// `len / 32` blocks; element `i` lives in block `i / 32`.
-    Q8_0(Vec<BlockQ8_0>),
+    /// `len / 32` blocks; element `i` lives in block `i / 32`. With `rot > 0` every run of `rot`
+    /// values is stored Hadamard-rotated ([`hadamard`]).
+    Q8_0 {
+        blocks: Vec<BlockQ8_0>,
+        rot: usize,
+    },
+}
+
+/// In-place orthonormal Walsh-Hadamard transform of each run of `n` values of `x` (`n` a power
+/// of two), computed as ggml's CPU `ggml_compute_forward_fwht` does (the kernel llama.cpp's
+/// `llama_mul_mat_hadamard` lands on): scale by `1/sqrt(n)` first, then butterflies
+/// `(u + v, u - v)` at strides 1, 2, 4, ... The transform is symmetric and its own inverse.
+pub fn hadamard(x: &mut [f32], n: usize) {
+    assert!(
+        n.is_power_of_two() && x.len() % n == 0,
+        "hadamard of {} by {n}",
+        x.len()
+    );
+    let scale = 1.0 / (n as f32).sqrt();
+    for row in x.chunks_exact_mut(n) {
+        row.iter_mut().for_each(|v| *v *= scale);
+        let mut len = 1;
+        while len < n {
+            for i in (0..n).step_by(2 * len) {
+                for j in i..i + len {
+                    let (u, v) = (row[j], row[j + len]);
+                    row[j] = u + v;
+                    row[j + len] = u - v;
+                }
+            }
+            len <<= 1;
+        }
+    }
 }
 
 impl Rows {
-    /// Room for `len` values (a multiple of the type's block size).
+    /// Room for `len` values (a multiple of the type's block size), stored unrotated.
     pub fn new(ty: CacheType, len: usize) -> Rows {
+        Rows::with_rotation(ty, len, 0)
+    }
+
+    /// Room for `len` values; a quantized type stores each run of `rot` values Hadamard-rotated
+    /// (0: no rotation; ignored by the float types).
+    pub fn with_rotation(ty: CacheType, len: usize, rot: usize) -> Rows {
         assert_eq!(
             len % ty.block_elems(),
             0,
@@ -97,11 +166,26 @@ impl Rows {
         match ty {
             CacheType::F32 => Rows::F32(vec![0.0; len]),
             CacheType::F16 => Rows::F16(vec![f16::ZERO; len]),
-            CacheType::Q8_0 => Rows::Q8_0(vec![BlockQ8_0::zeroed(); len / QK8_0]),
+            CacheType::Q8_0 => {
+                assert!(rot == 0 || (rot.is_power_of_two() && len % rot == 0));
+                Rows::Q8_0 {
+                    blocks: vec![BlockQ8_0::zeroed(); len / QK8_0],
+                    rot,
+                }
+            }
         }
     }
 
-    /// Store `src` at element offset `at` (for Q8_0 both are whole blocks).
+    /// The Hadamard rotation size of stored rows (0: none).
+    pub fn rotation(&self) -> usize {
+        match self {
+            Rows::Q8_0 { rot, .. } => *rot,
+            _ => 0,
+        }
+    }
+
+    /// Store `src` at element offset `at` (for Q8_0 both are whole blocks, and whole rotation
+    /// runs when rotated).
     pub fn write(&mut self, at: usize, src: &[f32]) {
         match self {
             Rows::F32(v) => v[at..at + src.len()].copy_from_slice(src),
@@ -110,19 +194,27 @@ impl Rows {
                     *d = f16::from_f32(s);
                 }
             }
-            Rows::Q8_0(v) => {
+            Rows::Q8_0 { blocks, rot } => {
                 assert!(
                     at % QK8_0 == 0 && src.len() % QK8_0 == 0,
                     "Q8_0 cache write of {} values at {at} is not whole blocks",
                     src.len()
                 );
-                let dst = &mut v[at / QK8_0..(at + src.len()) / QK8_0];
-                BlockQ8_0::quantize(src, dst).expect("whole Q8_0 blocks");
+                let dst = &mut blocks[at / QK8_0..(at + src.len()) / QK8_0];
+                if *rot > 0 {
+                    assert!(at % *rot == 0, "rotated cache write at {at}");
+                    let mut r = src.to_vec();
+                    hadamard(&mut r, *rot);
+                    BlockQ8_0::quantize(&r, dst).expect("whole Q8_0 blocks");
+                } else {
+                    BlockQ8_0::quantize(src, dst).expect("whole Q8_0 blocks");
+                }
             }
         }
     }
 
-    /// Read `out.len()` values from element offset `at` back as f32 (Q8_0: dequantized).
+    /// Read `out.len()` values from element offset `at` back as f32 (Q8_0: dequantized, and in
+    /// the rotated basis when the rows are rotated).
     pub fn read(&self, at: usize, out: &mut [f32]) {
         let n = out.len();
         match self {
@@ -132,7 +224,7 @@ impl Rows {
                     *o = x.to_f32();
                 }
             }
-            Rows::Q8_0(v) => {
+            Rows::Q8_0 { blocks: v, .. } => {
                 debug_assert!(at % QK8_0 == 0 && n % QK8_0 == 0);
                 BlockQ8_0::dequantize(&v[at / QK8_0..(at + n) / QK8_0], out);
             }
@@ -166,15 +258,27 @@ impl KvCache {
         Ok(())
     }
 
-    /// A cache for `n_layers` layers of `n_ctx` positions of `kv_dim` values each.
-    pub fn new(ty: CacheType, n_layers: usize, n_ctx: usize, kv_dim: usize) -> KvCache {
+    /// A cache for `n_layers` layers of `n_ctx` positions of `kv_dim` values each, heads of
+    /// `head_dim` values (which set the rotations of a quantized cache).
+    pub fn new(
+        ty: CacheType,
+        n_layers: usize,
+        n_ctx: usize,
+        kv_dim: usize,
+        head_dim: usize,
+    ) -> KvCache {
         let per_layer = n_ctx * kv_dim;
+        let (kr, vr) = (ty.key_rotation(head_dim), ty.value_rotation(head_dim));
         KvCache {
             ty,
             n_ctx,
             kv_dim,
-            keys: (0..n_layers).map(|_| Rows::new(ty, per_layer)).collect(),
-            values: (0..n_layers).map(|_| Rows::new(ty, per_layer)).collect(),
+            keys: (0..n_layers)
+                .map(|_| Rows::with_rotation(ty, per_layer, kr))
+                .collect(),
+            values: (0..n_layers)
+                .map(|_| Rows::with_rotation(ty, per_layer, vr))
+                .collect(),
             len: 0,
         }
     }
@@ -252,7 +356,7 @@ mod tests {
         rows.write(0, &src);
         let mut want = vec![0u8; 68];
         hearth_quant::quantize_row(hearth_quant::GgmlType::Q8_0, &src, &mut want).unwrap();
-        let Rows::Q8_0(blocks) = &rows else {
+        let Rows::Q8_0 { blocks, .. } = &rows else {
             unreachable!()
         };
         assert_eq!(hearth_quant::blocks_as_bytes(blocks), &want[..]);
@@ -286,5 +390,51 @@ mod tests {
         assert!(err.to_string().contains("multiple of 32"), "{err}");
         assert!(KvCache::check(CacheType::F16, 80).is_ok());
         assert!(KvCache::check(CacheType::F32, 1).is_ok());
+    }
+
+    /// The transform is the Sylvester Hadamard matrix over sqrt(n) (what ggml_gen_hadamard
+    /// builds), and applying it twice gives the input back.
+    #[test]
+    fn hadamard_is_the_orthonormal_sylvester_matrix() {
+        for n in [64usize, 128] {
+            let x = ramp(2 * n, 9);
+            let mut y = x.clone();
+            hadamard(&mut y, n);
+            for r in 0..2 {
+                for i in 0..n {
+                    let want: f64 = (0..n)
+                        .map(|j| {
+                            let sign = if (i & j).count_ones() % 2 == 0 {
+                                1.0
+                            } else {
+                                -1.0
+                            };
+                            sign * x[r * n + j] as f64
+                        })
+                        .sum::<f64>()
+                        / (n as f64).sqrt();
+                    assert!(
+                        (y[r * n + i] as f64 - want).abs() < 1e-4,
+                        "n {n} row {r} i {i}"
+                    );
+                }
+            }
+            hadamard(&mut y, n);
+            for (a, b) in x.iter().zip(&y) {
+                assert!((a - b).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn rotations_follow_llama_cpp() {
+        let q = CacheType::Q8_0;
+        assert_eq!((q.key_rotation(64), q.value_rotation(64)), (64, 64));
+        assert_eq!((q.key_rotation(128), q.value_rotation(128)), (128, 64));
+        assert_eq!((q.key_rotation(192), q.value_rotation(192)), (64, 64));
+        assert_eq!((q.key_rotation(96), q.value_rotation(96)), (0, 0));
+        assert_eq!(CacheType::F16.key_rotation(128), 0);
+        let c = KvCache::new(q, 1, 4, 128, 64);
+        assert_eq!((c.keys[0].rotation(), c.values[0].rotation()), (64, 64));
     }
 }

@@ -23,13 +23,13 @@ pub struct ModelArgs {
     /// Most tokens per forward pass while processing a prompt.
     #[arg(short, long, default_value_t = 512)]
     pub batch: usize,
-    /// KV cache element type: f16 or f32.
+    /// KV cache element type: f16, f32 or q8_0 (q8_0 needs a head size that is a multiple of 32).
     #[arg(long, default_value = "f16", value_parser = parse_cache_type)]
     pub cache_type: CacheType,
 }
 
 fn parse_cache_type(s: &str) -> Result<CacheType, String> {
-    CacheType::parse(s).ok_or_else(|| format!("unknown cache type `{s}` (f16, f32)"))
+    CacheType::parse(s).ok_or_else(|| format!("unknown cache type `{s}` (f16, f32, q8_0)"))
 }
 
 impl ModelArgs {

@@ -4,7 +4,9 @@
 //! `vec_dot_type` before the `q·k` dot (f16 for an f16 cache, Q8_0 blocks for a Q8_0 cache, where
 //! the dot is `vec_dot_q8_0_q8_0` through hearth-simd's kernel table), scores are scaled by
 //! `1/sqrt(head_dim)`, the softmax is in f32 with the max subtracted, and values are summed in f32
-//! (f16 for an f16 cache; Q8_0 values are dequantized to f32 first). Batch and single-token paths
+//! (f16 for an f16 cache; Q8_0 values are dequantized to f32 first). A rotated Q8_0 cache (see
+//! `kv_cache`) gets the query rotated like its keys and the output rotated back like its values,
+//! as llama.cpp's `build_attn` does around the attention. Batch and single-token paths
 //! run the very same code per (token, head), so a prompt processed in one batch and the same
 //! tokens fed one by one give the same numbers.
 
@@ -13,7 +15,7 @@ use hearth_quant::{blocks_as_bytes, GgmlType, QK8_0};
 use hearth_simd::MatKernels;
 use rayon::prelude::*;
 
-use crate::kv_cache::Rows;
+use crate::kv_cache::{hadamard, Rows};
 
 /// Head layout of one attention layer.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +60,12 @@ impl Work {
         }
     }
 
+    /// The rotated query and the aligned query-blocks slice, borrowed together.
+    fn rotated_query(&mut self, hd: usize) -> (&[f32], &mut [u8]) {
+        let off = self.qq.as_ptr().align_offset(ACT_ALIGN);
+        (&self.qh, &mut self.qq[off..off + q8_0_bytes(hd)])
+    }
+
     /// The aligned query-blocks slice of `qq`.
     fn qq(&mut self, hd: usize) -> &mut [u8] {
         let off = self.qq.as_ptr().align_offset(ACT_ALIGN);
@@ -96,8 +104,9 @@ pub fn attention(
     let hd = shape.head_dim;
     let group = shape.n_head / shape.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
-    let q8 = matches!(keys, Rows::Q8_0(_)).then(q8_0_kernels);
-    if matches!(keys, Rows::Q8_0(_)) || matches!(values, Rows::Q8_0(_)) {
+    let q8 = matches!(keys, Rows::Q8_0 { .. }).then(q8_0_kernels);
+    let (k_rot, v_rot) = (keys.rotation(), values.rotation());
+    if matches!(keys, Rows::Q8_0 { .. }) || matches!(values, Rows::Q8_0 { .. }) {
         assert_eq!(hd % QK8_0, 0, "Q8_0 cache with head size {hd}");
     }
     out.par_chunks_mut(hd)
@@ -110,6 +119,12 @@ pub fn attention(
                 let kv_off = (h / group) * hd;
                 let n_kv = pos0 + t + 1;
                 match q8 {
+                    Some(k) if k_rot > 0 => {
+                        w.qh.copy_from_slice(q_h);
+                        hadamard(&mut w.qh, k_rot);
+                        let (qh, qq) = w.rotated_query(hd);
+                        (k.quantize_act)(qh, qq);
+                    }
                     Some(k) => (k.quantize_act)(q_h, w.qq(hd)),
                     None => round_like(keys, q_h, &mut w.qh),
                 }
@@ -119,7 +134,7 @@ pub fn attention(
                 for p in 0..n_kv {
                     let at = p * shape.kv_dim() + kv_off;
                     let s = match (q8, keys) {
-                        (Some(k), Rows::Q8_0(b)) => {
+                        (Some(k), Rows::Q8_0 { blocks: b, .. }) => {
                             let row = blocks_as_bytes(&b[at / QK8_0..(at + hd) / QK8_0]);
                             (k.vec_dot)(row, w.qq(hd))
                         }
@@ -145,6 +160,9 @@ pub fn attention(
                 for o in out_h.iter_mut() {
                     *o *= inv;
                 }
+                if v_rot > 0 {
+                    hadamard(out_h, v_rot);
+                }
             },
         );
 }
@@ -152,7 +170,7 @@ pub fn attention(
 /// Scale the running value sum by `ms` (a new maximum was found).
 fn scale_acc(values: &Rows, acc32: &mut [f32], acc16: &mut [f16], ms: f32) {
     match values {
-        Rows::F32(_) | Rows::Q8_0(_) => acc32.iter_mut().for_each(|a| *a *= ms),
+        Rows::F32(_) | Rows::Q8_0 { .. } => acc32.iter_mut().for_each(|a| *a *= ms),
         Rows::F16(_) => acc16
             .iter_mut()
             .for_each(|a| *a = f16::from_f32(a.to_f32() * ms)),
@@ -181,7 +199,7 @@ fn mad_acc(
                 *a = f16::from_f32(a.to_f32() + x.to_f32() * vs);
             }
         }
-        Rows::Q8_0(_) => {
+        Rows::Q8_0 { .. } => {
             values.read(at, v32);
             for (a, x) in acc32.iter_mut().zip(v32.iter()) {
                 *a += x * vs;
@@ -194,7 +212,7 @@ fn mad_acc(
 /// f16 caches; a Q8_0 cache quantizes the query to blocks instead).
 fn round_like(keys: &Rows, q: &[f32], dst: &mut [f32]) {
     match keys {
-        Rows::F32(_) | Rows::Q8_0(_) => dst.copy_from_slice(q),
+        Rows::F32(_) | Rows::Q8_0 { .. } => dst.copy_from_slice(q),
         Rows::F16(_) => {
             for (d, &s) in dst.iter_mut().zip(q) {
                 *d = f16::from_f32(s).to_f32();
@@ -211,7 +229,7 @@ fn dot_row(rows: &Rows, at: usize, q: &[f32]) -> f32 {
             .zip(q)
             .map(|(a, b)| a.to_f32() * b)
             .sum(),
-        Rows::Q8_0(_) => unreachable!("Q8_0 keys go through the Q8_0 kernels"),
+        Rows::Q8_0 { .. } => unreachable!("Q8_0 keys go through the Q8_0 kernels"),
     }
 }
 
@@ -380,6 +398,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Rotated Q8_0 rows (as `KvCache::new` makes them for 64-wide heads) still land near the
+    /// f32 cache: the query and the output are rotated to match; with a key outlier per head the
+    /// rotation makes the result closer than unrotated blocks.
+    #[test]
+    fn rotated_q8_0_cache_close_to_f32_cache() {
+        let shape = AttnShape {
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 64,
+        };
+        let (pos0, n) = (6, 2);
+        let kv = (pos0 + n) * shape.kv_dim();
+        let mut k = noise(kv, 7, 1.0);
+        for head in k.chunks_mut(64) {
+            head[5] = 150.0; // a Qwen2-like key outlier
+        }
+        let v = noise(kv, 8, 1.0);
+        let mut q = noise(n * shape.q_dim(), 9, 1.0);
+        for head in q.chunks_mut(64) {
+            head[5] = 0.05;
+        }
+        let mut exact = vec![0.0; q.len()];
+        let f32c = |x: &[f32]| cache_of(CacheType::F32, x);
+        attention(&q, &f32c(&k), &f32c(&v), shape, pos0, &mut exact);
+        let run = |rot: usize| {
+            let rows = |x: &[f32]| {
+                let mut r = Rows::with_rotation(CacheType::Q8_0, x.len(), rot);
+                r.write(0, x);
+                r
+            };
+            let mut out = vec![0.0; q.len()];
+            attention(&q, &rows(&k), &rows(&v), shape, pos0, &mut out);
+            exact
+                .iter()
+                .zip(&out)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let (plain, rotated) = (run(0), run(64));
+        assert!(rotated < 0.05, "rotated q8_0 off by {rotated}");
+        assert!(
+            rotated < plain,
+            "rotation should help: {rotated} vs {plain}"
+        );
     }
 
     #[test]

@@ -1,0 +1,110 @@
+//! `--cache-type q8_0` against llama.cpp run with a Q8_0 KV cache (`tests/fixtures/kv_q8_0/`,
+//! made by `scripts/refdump-cache-types.cpp`; see the README there), and the CLI flag end to end.
+
+mod common;
+
+use std::process::Command;
+
+use common::agreement::{agreement, load_cases};
+use hearth::engine::{Engine, LoadOptions};
+use hearth_models::kv_cache::{CacheType, KvCache};
+
+const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1";
+const QWEN2: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m";
+
+fn load(model: &str, cache_type: CacheType) -> Option<Engine> {
+    let path = common::require_model(&format!("{model}.gguf"))?;
+    let opts = LoadOptions {
+        cache_type,
+        threads: 2,
+        ctx_size: Some(512),
+        ..LoadOptions::default()
+    };
+    Some(Engine::load(&path, &opts).expect("model loads"))
+}
+
+/// Every step of every fixture prompt, and the full softmax after each prompt, against llama.cpp
+/// with `type_k = type_v = Q8_0`.
+fn check_q8_0_agreement(model: &str) {
+    let Some(engine) = load(model, CacheType::Q8_0) else {
+        return;
+    };
+    let cases = load_cases(&common::fixture(&format!("kv_q8_0/{model}.json")));
+    let logits = common::fixture(&format!("kv_q8_0/logits/{model}"));
+    agreement(&engine, &cases, Some(&logits)).check(&format!("{model} (q8_0 cache)"));
+}
+
+#[test]
+fn smollm2_q8_0_cache_agrees_with_llama_cpp() {
+    check_q8_0_agreement(SMOLLM2);
+}
+
+#[test]
+fn qwen2_q8_0_cache_agrees_with_llama_cpp() {
+    check_q8_0_agreement(QWEN2);
+}
+
+/// The memory check counts a Q8_0 cache at 34 bytes per 32 values.
+#[test]
+fn q8_0_cache_size() {
+    let Some(engine) = load(SMOLLM2, CacheType::Q8_0) else {
+        return;
+    };
+    let session = engine.new_session();
+    let (layers, kv_dim) = (engine.model.hp.n_layer, engine.model.kv_dim());
+    let bytes = KvCache::bytes_for(CacheType::Q8_0, layers, engine.n_ctx, kv_dim);
+    assert_eq!(bytes, 2 * (layers * engine.n_ctx * kv_dim / 32 * 34) as u64);
+    assert_eq!(session.cache.ty, CacheType::Q8_0);
+    assert_eq!(
+        KvCache::bytes_for(CacheType::F16, layers, engine.n_ctx, kv_dim) * 17 / 32,
+        bytes
+    );
+}
+
+fn hearth() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+}
+
+#[test]
+fn cli_run_with_q8_0_cache() {
+    let Some(path) = common::require_model(&format!("{SMOLLM2}.gguf")) else {
+        return;
+    };
+    let out = hearth()
+        .args([
+            "run",
+            "--raw",
+            "--cache-type",
+            "q8_0",
+            "-n",
+            "8",
+            "-t",
+            "2",
+            "-m",
+        ])
+        .arg(&path)
+        .arg("Hello")
+        .output()
+        .expect("run hearth");
+    assert!(
+        out.status.success(),
+        "hearth run --cache-type q8_0 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.stdout.is_empty(), "no text generated");
+}
+
+#[test]
+fn cli_rejects_an_unknown_cache_type() {
+    let out = hearth()
+        .args(["run", "--cache-type", "q4_0", "-m", "nowhere.gguf", "Hello"])
+        .output()
+        .expect("run hearth");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("q8_0"),
+        "the error lists the cache types: {err}"
+    );
+}
+
