@@ -107,4 +107,3 @@ fn cli_rejects_an_unknown_cache_type() {
         "the error lists the cache types: {err}"
     );
 }
-
