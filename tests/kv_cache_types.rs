@@ -7,6 +7,7 @@ use std::process::Command;
 
 use common::agreement::{agreement, load_cases};
 use hearth::engine::{Engine, LoadOptions};
+use hearth_models::gguf::{GgufFile, GgufWriter, Value};
 use hearth_models::kv_cache::{CacheType, KvCache};
 
 const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1";
@@ -106,4 +107,38 @@ fn cli_rejects_an_unknown_cache_type() {
         err.contains("q8_0"),
         "the error lists the cache types: {err}"
     );
+}
+
+/// A model whose heads are not whole Q8_0 blocks: SmolLM2's tensors with its 576-wide attention
+/// read as 12 heads of 48 (4 KV heads), which every shape check accepts. `--cache-type q8_0` is
+/// refused at load with a message; f16 loads.
+#[test]
+fn q8_0_cache_refuses_heads_of_48_at_load() {
+    let Some(path) = common::require_model(&format!("{SMOLLM2}.gguf")) else {
+        return;
+    };
+    let src = GgufFile::open(&path).expect("model opens");
+    let mut w = GgufWriter::from_gguf(&src);
+    w.add("llama.attention.head_count", Value::U32(12))
+        .add("llama.attention.head_count_kv", Value::U32(4))
+        .add("llama.rope.dimension_count", Value::U32(48));
+    let tmp = std::env::temp_dir().join(format!("hearth-heads48-{}.gguf", std::process::id()));
+    w.write_to_file(&tmp).expect("write the reshaped model");
+    let opts = |cache_type| LoadOptions {
+        cache_type,
+        threads: 2,
+        ctx_size: Some(64),
+        ..LoadOptions::default()
+    };
+    let q8 = Engine::load(&tmp, &opts(CacheType::Q8_0)).map(|_| ());
+    let f16 = Engine::load(&tmp, &opts(CacheType::F16)).map(|e| e.model.hp.head_dim);
+    std::fs::remove_file(&tmp).ok();
+    let err = q8
+        .expect_err("q8_0 with 48-value heads must not load")
+        .to_string();
+    assert!(
+        err.contains("multiple of 32") && err.contains("48"),
+        "{err}"
+    );
+    assert_eq!(f16.expect("f16 cache loads"), 48);
 }
