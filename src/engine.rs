@@ -17,7 +17,7 @@ use crate::sampler::Sampler;
 /// How to load a model.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// Worker threads (0: one per available core).
+    /// Worker threads (0: one per physical core).
     pub threads: usize,
     /// Context length; `None`: 4096 capped at the trained length.
     pub ctx_size: Option<usize>,
@@ -98,7 +98,7 @@ impl Engine {
         KvCache::check(opts.cache_type, model.hp.head_dim)?;
         check_memory(&model, n_ctx, opts)?;
         let threads = match opts.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crate::cpu::default_threads(),
             n => n,
         };
         let pool = rayon::ThreadPoolBuilder::new()

@@ -1,6 +1,7 @@
 //! hearth: the engine, CLI verbs and model store.
 
 pub mod cli;
+pub mod cpu;
 pub mod engine;
 pub mod inspect;
 pub mod sampler;

@@ -14,7 +14,7 @@ pub struct ModelArgs {
     /// Path to a GGUF model file (the first part of a split model).
     #[arg(short, long)]
     pub model: PathBuf,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per physical core).
     #[arg(short, long, default_value_t = 0)]
     pub threads: usize,
     /// Context length in tokens (default 4096, capped at the model's trained length).
