@@ -83,6 +83,7 @@ impl Engine {
     /// Open, validate and check the memory budget before touching any weight.
     pub fn load(path: &Path, opts: &LoadOptions) -> anyhow::Result<Engine> {
         let start = Instant::now();
+        hearth_simd::select().map_err(anyhow::Error::msg)?;
         let file = Arc::new(GgufFile::open(path)?);
         let tokenizer = Tokenizer::from_gguf(&file)
             .with_context(|| format!("{}: invalid vocabulary", path.display()))?;

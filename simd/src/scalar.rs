@@ -21,7 +21,7 @@ fn vec_dot<W: QuantBlock>(weights: &[u8], act: &[u8]) -> f32 {
     W::vec_dot(w, a)
 }
 
-const fn entry<W: QuantBlock>() -> MatKernels {
+pub(crate) const fn entry<W: QuantBlock>() -> MatKernels {
     MatKernels {
         ty: W::TYPE,
         vec_dot_type: <W::VecDot as QuantBlock>::TYPE,

@@ -1,0 +1,257 @@
+//! The AVX2 + FMA + F16C kernel set: the x86-64 laptop baseline (Haswell and later, every Zen).
+//!
+//! Each weight block is unpacked to bytes in registers and multiplied with the activation bytes
+//! by `vpmaddubsw` (unsigned × signed byte pairs into i16) and `vpmaddwd` (i16 pairs into i32),
+//! exact integer sums per block as in the scalar reference, then scaled and accumulated in f32
+//! lanes. Only the order of the f32 additions differs from `hearth-quant`'s reference, which
+//! `simd/tests/kernels.rs` holds each kernel to.
+//!
+//! Safety: every `unsafe fn` here needs AVX2, FMA and F16C. [`TABLE`] is only handed out by
+//! [`crate::select`] after `is_x86_feature_detected!` has confirmed all three, which is what
+//! makes the safe wrappers sound.
+
+use std::arch::x86_64::*;
+
+use hearth_quant::{
+    blocks_from_bytes, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
+    F16Le, QuantBlock,
+};
+
+use crate::scalar;
+use crate::MatKernels;
+
+/// The CPU features this set needs.
+pub fn detected() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_to_f32(h: F16Le) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h.to_bits()))))
+}
+
+/// Sum of the eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// 16 bytes → 32 nibbles: low nibbles in the low 128 bits, high nibbles in the high 128 bits
+/// (ggml's element order for the 32-element blocks).
+///
+/// # Safety
+/// `p` must point at 16 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles_32(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable bytes.
+    let b = unsafe { _mm_loadu_si128(p.cast()) };
+    let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+}
+
+/// Eight i32 lanes holding the pairwise sums of `x * y` for signed bytes (x, y > -128 or x = -128
+/// with |y| ≤ 127, which every activation satisfies).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+}
+
+/// Eight i32 lanes of pairwise sums of `x * y`, x unsigned bytes below 64, y signed bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
+}
+
+/// # Safety
+/// `p` must point at 32 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load32(p: *const i8) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes.
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in x.iter().zip(y) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        // SAFETY: qs fields are 16 and 32 bytes long.
+        let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
+        let q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc);
+    }
+    hsum(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        mins += f16_to_f32(x.m) * f16_to_f32(y.s);
+        // SAFETY: qs fields are 16 and 32 bytes long.
+        let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc);
+    }
+    hsum(acc) + mins
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in x.iter().zip(y) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        // SAFETY: qs fields are 32 bytes long.
+        let (q, a) = unsafe { (load32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc);
+    }
+    hsum(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins_acc = 0.0f32;
+    let low = _mm256_set1_epi8(0x0f);
+    for (x, y) in x.iter().zip(y) {
+        let (mut sc, mut mn) = ([0i16; 8], [0i32; 8]);
+        for j in 0..8 {
+            let (s, m) = hearth_quant::scale_min_k4(j, &x.scales);
+            sc[j] = i16::from(s);
+            mn[j] = i32::from(m);
+        }
+        let summ: i32 = (0..8)
+            .map(|j| mn[j] * (i32::from(y.bsums[2 * j]) + i32::from(y.bsums[2 * j + 1])))
+            .sum();
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..4 {
+            // SAFETY: 32 bytes of qs at 32 * j (qs is 128 long), 64 bytes of y.qs at 64 * j.
+            let (q, a_lo, a_hi) = unsafe {
+                (
+                    _mm256_loadu_si256(x.qs.as_ptr().add(32 * j).cast()),
+                    load32(y.qs.as_ptr().add(64 * j)),
+                    load32(y.qs.as_ptr().add(64 * j + 32)),
+                )
+            };
+            let q_lo = _mm256_and_si256(q, low);
+            let q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+            let p_lo = _mm256_maddubs_epi16(q_lo, a_lo);
+            let p_hi = _mm256_maddubs_epi16(q_hi, a_hi);
+            let p_lo = _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc[2 * j]));
+            let p_hi = _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+        }
+        let d = f16_to_f32(x.d) * y.d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        mins_acc += f16_to_f32(x.dmin) * y.d * summ as f32;
+    }
+    hsum(acc) - mins_acc
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let low = _mm256_set1_epi8(0x0f);
+    let three = _mm256_set1_epi8(3);
+    let m32 = _mm256_set1_epi8(32);
+    for (x, y) in x.iter().zip(y) {
+        let mut sumi = _mm256_setzero_si256();
+        for half in 0..2 {
+            let (ql, qh) = (&x.ql[64 * half..], &x.qh[32 * half..]);
+            // SAFETY: ql has 64 bytes from 64 * half, qh 32 bytes from 32 * half.
+            let (l0, l1, h) = unsafe {
+                (
+                    _mm256_loadu_si256(ql.as_ptr().cast()),
+                    _mm256_loadu_si256(ql.as_ptr().add(32).cast()),
+                    _mm256_loadu_si256(qh.as_ptr().cast()),
+                )
+            };
+            // Elements n + l, n + l + 32, n + l + 64, n + l + 96 for l in 0..32.
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(l0, low),
+                    _mm256_slli_epi16(_mm256_and_si256(h, three), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(l1, low),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), three), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l0, 4), low),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), three), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(l1, 4), low),
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), three), 4),
+                ),
+            ];
+            for (k, &q) in q.iter().enumerate() {
+                let base = 128 * half + 32 * k;
+                // SAFETY: 32 activation bytes at base < 256.
+                let a = unsafe { load32(y.qs.as_ptr().add(base)) };
+                // (q - 32) * a = q * a - 32 * a, both within i16 for q < 64.
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, a), _mm256_maddubs_epi16(m32, a));
+                let s = _mm256_set_m128i(
+                    _mm_set1_epi16(i16::from(x.scales[base / 16 + 1])),
+                    _mm_set1_epi16(i16::from(x.scales[base / 16])),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+            }
+        }
+        let d = f16_to_f32(x.d) * y.d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum(acc)
+}
+
+/// Safe entry points with the [`MatKernels`] signature.
+macro_rules! entry {
+    ($name:ident, $w:ty, $f:ident) => {
+        fn $name(weights: &[u8], act: &[u8]) -> f32 {
+            let w = blocks_from_bytes::<$w>(weights).expect("weight row layout");
+            let a = blocks_from_bytes::<<$w as QuantBlock>::VecDot>(act)
+                .expect("activation row layout");
+            assert_eq!(
+                w.len(),
+                a.len(),
+                "weight and activation rows differ in length"
+            );
+            // SAFETY: this set is only selected once AVX2, FMA and F16C are detected (module doc).
+            unsafe { $f(w, a) }
+        }
+    };
+}
+
+entry!(vec_dot_q4_0, BlockQ4_0, q4_0_q8_0);
+entry!(vec_dot_q4_1, BlockQ4_1, q4_1_q8_1);
+entry!(vec_dot_q8_0, BlockQ8_0, q8_0_q8_0);
+entry!(vec_dot_q4_k, BlockQ4K, q4_k_q8_k);
+entry!(vec_dot_q6_k, BlockQ6K, q6_k_q8_k);
+
+/// The scalar entry for `ty` with its dot product replaced.
+const fn with_dot(base: MatKernels, vec_dot: fn(&[u8], &[u8]) -> f32) -> MatKernels {
+    MatKernels { vec_dot, ..base }
+}
+
+/// The types this set speeds up; the rest come from the scalar set.
+pub static TABLE: [MatKernels; 5] = [
+    with_dot(scalar::entry::<BlockQ4_0>(), vec_dot_q4_0),
+    with_dot(scalar::entry::<BlockQ4_1>(), vec_dot_q4_1),
+    with_dot(scalar::entry::<BlockQ8_0>(), vec_dot_q8_0),
+    with_dot(scalar::entry::<BlockQ4K>(), vec_dot_q4_k),
+    with_dot(scalar::entry::<BlockQ6K>(), vec_dot_q6_k),
+];

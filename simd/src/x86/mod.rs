@@ -1,0 +1,3 @@
+//! The x86-64 kernel sets.
+
+pub mod avx2;
