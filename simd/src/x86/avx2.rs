@@ -13,8 +13,8 @@
 use std::arch::x86_64::*;
 
 use hearth_quant::{
-    blocks_from_bytes, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
-    F16Le, QuantBlock,
+    blocks_from_bytes, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K,
+    BlockQ8_0, BlockQ8_1, F16Le, QuantBlock,
 };
 
 use crate::scalar;
@@ -105,6 +105,57 @@ fn q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
         mins += f16_to_f32(x.m) * f16_to_f32(y.s);
         // SAFETY: qs fields are 16 and 32 bytes long.
         let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc);
+    }
+    hsum(acc) + mins
+}
+
+/// 32 bits → 32 bytes, 0xFF where bit i of `bits` is set (byte i ↔ element i).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bits_to_bytes(bits: [u8; 4]) -> __m256i {
+    let v = _mm256_set1_epi32(i32::from_le_bytes(bits));
+    // Byte i takes byte i / 8 of the word...
+    let spread = _mm256_shuffle_epi8(
+        v,
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    // ...and is all ones exactly when its bit i % 8 is set.
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in x.iter().zip(y) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        // SAFETY: qs fields are 16 and 32 bytes long.
+        let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
+        // q - 16 with q = nibble + 16 * bit: set the high nibble to 0xF where the bit is clear.
+        let high = _mm256_andnot_si256(bits_to_bytes(x.qh), _mm256_set1_epi8(0xf0u8 as i8));
+        let q = _mm256_or_si256(q, high);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc);
+    }
+    hsum(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q5_1_q8_1(x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    for (x, y) in x.iter().zip(y) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        mins += f16_to_f32(x.m) * f16_to_f32(y.s);
+        // SAFETY: qs fields are 16 and 32 bytes long.
+        let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
+        let high = _mm256_and_si256(bits_to_bytes(x.qh), _mm256_set1_epi8(0x10));
+        let q = _mm256_or_si256(q, high);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc);
     }
     hsum(acc) + mins
@@ -238,6 +289,8 @@ macro_rules! entry {
 
 entry!(vec_dot_q4_0, BlockQ4_0, q4_0_q8_0);
 entry!(vec_dot_q4_1, BlockQ4_1, q4_1_q8_1);
+entry!(vec_dot_q5_0, BlockQ5_0, q5_0_q8_0);
+entry!(vec_dot_q5_1, BlockQ5_1, q5_1_q8_1);
 entry!(vec_dot_q8_0, BlockQ8_0, q8_0_q8_0);
 entry!(vec_dot_q4_k, BlockQ4K, q4_k_q8_k);
 entry!(vec_dot_q6_k, BlockQ6K, q6_k_q8_k);
@@ -248,9 +301,11 @@ const fn with_dot(base: MatKernels, vec_dot: fn(&[u8], &[u8]) -> f32) -> MatKern
 }
 
 /// The types this set speeds up; the rest come from the scalar set.
-pub static TABLE: [MatKernels; 5] = [
+pub static TABLE: [MatKernels; 7] = [
     with_dot(scalar::entry::<BlockQ4_0>(), vec_dot_q4_0),
     with_dot(scalar::entry::<BlockQ4_1>(), vec_dot_q4_1),
+    with_dot(scalar::entry::<BlockQ5_0>(), vec_dot_q5_0),
+    with_dot(scalar::entry::<BlockQ5_1>(), vec_dot_q5_1),
     with_dot(scalar::entry::<BlockQ8_0>(), vec_dot_q8_0),
     with_dot(scalar::entry::<BlockQ4K>(), vec_dot_q4_k),
     with_dot(scalar::entry::<BlockQ6K>(), vec_dot_q6_k),
