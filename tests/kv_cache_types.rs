@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::agreement::{agreement, load_cases};
+use common::agreement::{agreement, load_cases, Agreement};
 use hearth::engine::{Engine, LoadOptions};
 use hearth_models::gguf::{GgufFile, GgufWriter, Value};
 use hearth_models::kv_cache::{CacheType, KvCache};
@@ -32,7 +32,32 @@ fn check_q8_0_agreement(model: &str) {
     };
     let cases = load_cases(&common::fixture(&format!("kv_q8_0/{model}.json")));
     let logits = common::fixture(&format!("kv_q8_0/logits/{model}"));
-    agreement(&engine, &cases, Some(&logits)).check(&format!("{model} (q8_0 cache)"));
+    check_q8_0(
+        &agreement(&engine, &cases, Some(&logits)),
+        &format!("{model} (q8_0 cache)"),
+    );
+}
+
+/// `Agreement::check`'s bounds, with the KL bounds three times as wide. A Q8_0 cache turns the
+/// last-bit differences of float summation order into whole quantization steps now and then
+/// (a value near a rounding boundary goes one way or the other), so it spreads more than an f16
+/// cache: hearth's own two kernel sets, which differ only in summation order, land at KL max
+/// 3.9e-3 (scalar) and 1.2e-2 (avx2) from the same Qwen2.5 fixture, and llama.cpp's switch from an
+/// f16 to a Q8_0 cache moves its logits by KL up to 0.15. The top-10 logit and argmax bounds are
+/// unchanged; a real mistake (the missing Hadamard rotation) lands at KL 5.9.
+fn check_q8_0(a: &Agreement, what: &str) {
+    eprintln!("{what}: {a:?}");
+    assert!(a.top10_mean <= 0.25, "{what}: mean top-10 difference {a:?}");
+    assert!(a.top10_max <= 1.5, "{what}: top-10 difference {a:?}");
+    assert!(
+        a.kl_mean <= 1.5e-2 && a.kl_max <= 3e-2,
+        "{what}: KL divergence {a:?}"
+    );
+    let clear = a.argmax_mismatches.iter().filter(|&&m| m >= 0.5).count();
+    assert!(
+        clear == 0 && a.argmax_mismatches.len() * 30 <= a.decisive_steps,
+        "{what}: argmax differs {a:?}"
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! goes through the model, and read by every later position.
 //!
 //! A Q8_0 row is `kv_dim / 32` blocks of 34 bytes (an f16 scale and 32 signed bytes), quantized
-//! with ggml's `quantize_row_q8_0_ref` (hearth-quant). Blocks never straddle two heads, so each
+//! by hearth-simd's Q8_0 row quantizer (today hearth-quant's `quantize_row_q8_0_ref`), the one the
+//! query goes through, as ggml uses its CPU `from_float` for both. Blocks never straddle two heads, so each
 //! head's slice of a row is whole blocks: the head size must be a multiple of 32, which
 //! [`KvCache::check`] verifies before a cache is built.
 //!
@@ -121,6 +122,19 @@ pub enum Rows {
     },
 }
 
+/// Quantize `src` into `dst` with the kernel table's Q8_0 row quantizer, the one attention uses
+/// for the query: ggml stores cache rows with the CPU `from_float` of the cache type, the same
+/// function it quantizes the query with. (The kernel wants a 16-byte aligned destination.)
+fn quantize_q8_0(src: &[f32], dst: &mut [BlockQ8_0]) {
+    const ALIGN: usize = 16;
+    let k = hearth_simd::mat_kernels(hearth_quant::GgmlType::Q8_0).expect("Q8_0 kernels");
+    let n = size_of_val(dst);
+    let mut buf = vec![0u8; n + ALIGN];
+    let off = buf.as_ptr().align_offset(ALIGN);
+    (k.quantize_act)(src, &mut buf[off..off + n]);
+    hearth_quant::blocks_as_bytes_mut(dst).copy_from_slice(&buf[off..off + n]);
+}
+
 /// In-place orthonormal Walsh-Hadamard transform of each run of `n` values of `x` (`n` a power
 /// of two), computed as ggml's CPU `ggml_compute_forward_fwht` does (the kernel llama.cpp's
 /// `llama_mul_mat_hadamard` lands on): scale by `1/sqrt(n)` first, then butterflies
@@ -201,14 +215,12 @@ impl Rows {
                     src.len()
                 );
                 let dst = &mut blocks[at / QK8_0..(at + src.len()) / QK8_0];
+                let mut r = src.to_vec();
                 if *rot > 0 {
                     assert!(at % *rot == 0, "rotated cache write at {at}");
-                    let mut r = src.to_vec();
                     hadamard(&mut r, *rot);
-                    BlockQ8_0::quantize(&r, dst).expect("whole Q8_0 blocks");
-                } else {
-                    BlockQ8_0::quantize(src, dst).expect("whole Q8_0 blocks");
                 }
+                quantize_q8_0(&r, dst);
             }
         }
     }
