@@ -254,3 +254,37 @@ fn run_greedy_smollm2_matches_llama_cpp() {
 fn run_greedy_qwen2_matches_llama_cpp() {
     run_prints_greedy_text("qwen2.5-coder-0.5b-instruct-q4_k_m");
 }
+
+#[test]
+fn kernel_sets_are_listed_and_can_be_forced() {
+    let out = hearth()
+        .args(["info", "--kernel-sets"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let sets = String::from_utf8(out.stdout).expect("utf-8");
+    let sets: Vec<&str> = sets.lines().collect();
+    assert_eq!(sets.last(), Some(&"scalar"), "{sets:?}");
+    for set in &sets {
+        let out = hearth()
+            .env("HEARTH_KERNELS", set)
+            .arg("info")
+            .arg(r1_vocab())
+            .output()
+            .expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("kernels        {set} ")), "{text}");
+    }
+    let out = hearth()
+        .env("HEARTH_KERNELS", "avx9000")
+        .arg("info")
+        .arg(r1_vocab())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HEARTH_KERNELS") && err.contains("avx9000"),
+        "{err}"
+    );
+}

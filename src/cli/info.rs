@@ -13,21 +13,36 @@ use crate::inspect::{human_bytes, human_count, ModelSummary};
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// Path to a GGUF model file (the first part of a split model).
-    pub model: PathBuf,
+    #[arg(required_unless_present = "kernel_sets")]
+    pub model: Option<PathBuf>,
+    /// List the CPU kernel sets this machine can run, one per line, the default first (each is a
+    /// value for `HEARTH_KERNELS`), and exit.
+    #[arg(long)]
+    pub kernel_sets: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
+    if args.kernel_sets {
+        for set in hearth_simd::available() {
+            println!("{}", set.name);
+        }
+        return Ok(());
+    }
+    let Some(model) = &args.model else {
+        anyhow::bail!("no model given");
+    };
+    hearth_simd::select().map_err(anyhow::Error::msg)?;
     // Opening validates the header and every tensor's bounds; building the tokenizer validates the
     // vocabulary. Both happen on load too, so a file that passes here will not fail there.
-    let file = GgufFile::open(&args.model)?;
+    let file = GgufFile::open(model)?;
     let summary = ModelSummary::from_gguf(&file)?;
     let tokenizer = if summary.vocab_model.is_some() {
         Some(
             Tokenizer::from_gguf(&file)
-                .with_context(|| format!("{}: invalid vocabulary", args.model.display()))?,
+                .with_context(|| format!("{}: invalid vocabulary", model.display()))?,
         )
     } else {
         None
@@ -77,6 +92,13 @@ fn to_text(s: &ModelSummary, file: &GgufFile) -> String {
             human_bytes(share.bytes)
         );
     }
+    let sets: Vec<&str> = hearth_simd::available().iter().map(|k| k.name).collect();
+    let _ = writeln!(
+        out,
+        "kernels        {} (this CPU runs: {})",
+        hearth_simd::kernel_set(),
+        sets.join(", ")
+    );
     let dim = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
     let _ = writeln!(out, "context        {} (trained)", dim(s.context_length));
     let _ = writeln!(
