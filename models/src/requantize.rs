@@ -15,7 +15,7 @@
 //!   quantized as ggml's `ggml_quantize_chunk` does without an importance matrix: that is
 //!   `quantize_row_*_ref` (hearth-quant's [`quantize_row`], bit-exact with it) for every type but
 //!   IQ4_NL, whose `quantize_iq4_nl` searches 7 scales each way where the `_ref` row function
-//!   searches none ([`quantize_iq4_nl_chunk`] here);
+//!   searches none ([`hearth_quant::quantize_iq4_nl_chunk`]);
 //! - `general.file_type` becomes the llama file type of the target, `general.quantization_version`
 //!   2, and split keys are dropped.
 //!
@@ -25,7 +25,7 @@
 //! stand in for an untied one.
 
 use hearth_quant::{
-    can_quantize, dequantize_row, quantize_row, F16Le, GgmlType, QuantError, KVALUES_IQ4NL, QK4_NL,
+    can_quantize, dequantize_row, quantize_iq4_nl_chunk, quantize_row, GgmlType, QuantError,
 };
 use rayon::prelude::*;
 
@@ -136,107 +136,6 @@ pub fn tensor_target(name: &str, dims: &[u64], ty: GgmlType, target: GgmlType) -
     } else {
         target
     }
-}
-
-/// ggml's `best_index_int8` over the IQ4_NL codebook (the upper index on ties).
-fn iq4_best_index(x: f32) -> u8 {
-    let v = |i: usize| f32::from(KVALUES_IQ4NL[i]);
-    if x <= v(0) {
-        return 0;
-    }
-    if x >= v(15) {
-        return 15;
-    }
-    let (mut ml, mut mu) = (0usize, 15usize);
-    while mu - ml > 1 {
-        let mav = (ml + mu) / 2;
-        if x < v(mav) {
-            mu = mav;
-        } else {
-            ml = mav;
-        }
-    }
-    if x - v(mu - 1) < v(mu) - x {
-        (mu - 1) as u8
-    } else {
-        mu as u8
-    }
-}
-
-/// `(sum w q x, sum w q^2)` with `w = x^2` and `q` the codebook value nearest `id * x`.
-fn iq4_fit(xb: &[f32], id: f32, l: &mut [u8; QK4_NL]) -> (f32, f32) {
-    let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
-    for (&x, l) in xb.iter().zip(l.iter_mut()) {
-        *l = iq4_best_index(id * x);
-        let q = f32::from(KVALUES_IQ4NL[usize::from(*l)]);
-        let w = x * x;
-        sumqx += w * q * x;
-        sumq2 += w * q * q;
-    }
-    (sumqx, sumq2)
-}
-
-/// ggml's `quantize_iq4_nl` without importance weights (`quantize_row_iq4_nl_impl` with
-/// `ntry = 7`): the quantizer `ggml_quantize_chunk`, hence llama-quantize, uses for IQ4_NL.
-/// hearth-quant's [`quantize_row`] is `quantize_row_iq4_nl_ref` (`ntry = -1`): other bytes.
-pub fn quantize_iq4_nl_chunk(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
-    const BLOCK_BYTES: usize = 2 + QK4_NL / 2;
-    const NTRY: i32 = 7;
-    let ty = GgmlType::Iq4Nl;
-    if src.len() % QK4_NL != 0 {
-        return Err(QuantError::RaggedElems {
-            ty,
-            len: src.len(),
-            block_elems: QK4_NL,
-        });
-    }
-    let expected = src.len() / QK4_NL * BLOCK_BYTES;
-    if dst.len() != expected {
-        return Err(QuantError::LengthMismatch {
-            ty,
-            what: "output bytes",
-            expected,
-            got: dst.len(),
-        });
-    }
-    let mut l = [0u8; QK4_NL];
-    for (xb, y) in src
-        .chunks_exact(QK4_NL)
-        .zip(dst.chunks_exact_mut(BLOCK_BYTES))
-    {
-        let (mut max, mut amax) = (0.0f32, 0.0f32);
-        for &x in xb {
-            if x.abs() > amax {
-                amax = x.abs();
-                max = x;
-            }
-        }
-        let mut d = 0.0f32;
-        if amax >= 1e-15 {
-            // GROUP_MAX_EPS
-            let v0 = f32::from(KVALUES_IQ4NL[0]);
-            let (sumqx, sumq2) = iq4_fit(xb, 1.0 / (-max / v0), &mut l);
-            d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
-            let mut best = d * sumqx;
-            for itry in -NTRY..=NTRY {
-                let id = (itry + i32::from(KVALUES_IQ4NL[0])) as f32 / max;
-                let (sumqx, sumq2) = iq4_fit(xb, id, &mut l);
-                if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
-                    d = sumqx / sumq2;
-                    best = d * sumqx;
-                }
-            }
-        }
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        for (l, &x) in l.iter_mut().zip(xb) {
-            *l = iq4_best_index(id * x);
-        }
-        y[..2].copy_from_slice(&F16Le::from_f32(d).0);
-        for j in 0..QK4_NL / 2 {
-            y[2 + j] = l[j] | (l[j + QK4_NL / 2] << 4);
-        }
-    }
-    Ok(())
 }
 
 /// `data` (a tensor of type `from` and shape `dims`) in type `to`, converted row by row on the

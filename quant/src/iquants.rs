@@ -223,6 +223,27 @@ fn quantize_iq4_nl(src: &[f32], dst: &mut [BlockIq4Nl]) -> Result<(), QuantError
     Ok(())
 }
 
+/// ggml's `quantize_iq4_nl` without importance weights (`quantize_row_iq4_nl_impl` with
+/// `ntry = 7`), which `ggml_quantize_chunk`, hence llama-quantize, uses for IQ4_NL weights: the
+/// scale search of [`iq4_block_scale`] 7 tries each way, then every index chosen again with the
+/// found scale. The row function `quantize_row_iq4_nl_ref` (the trait's `quantize`) searches none,
+/// so the two give different bytes. `dst` holds exactly the row's blocks.
+pub fn quantize_iq4_nl_chunk(src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let dst = crate::blocks_from_bytes_mut::<BlockIq4Nl>(dst)?;
+    check_lengths(src, dst)?;
+    let mut l = [0u8; QK4_NL];
+    for (x, y) in src.chunks_exact(QK4_NL).zip(dst) {
+        let d = iq4_block_scale(x, 7, &mut l);
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        for (l, &v) in l.iter_mut().zip(x) {
+            *l = best_index(id * v);
+        }
+        y.d = F16Le::from_f32(d);
+        y.qs = pack_nibbles(&l);
+    }
+    Ok(())
+}
+
 /// `quantize_row_iq4_xs_ref`: per-32 scales as IQ4_NL (with 7 tries each way), quantized to six
 /// bits against `d = -max_scale / 32`, then every index chosen again with its rounded scale.
 fn quantize_iq4_xs(src: &[f32], dst: &mut [BlockIq4Xs]) -> Result<(), QuantError> {

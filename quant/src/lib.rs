@@ -55,7 +55,7 @@ pub use blocks::{
     QK8_0, QK8_1, QK_K,
 };
 pub use float::{bf16_from_f32_ggml, Bf16Le};
-pub use iquants::KVALUES_IQ4NL;
+pub use iquants::{quantize_iq4_nl_chunk, KVALUES_IQ4NL};
 pub use kquants::{q3k_scales, scale_min_k4};
 pub use quantize::nearest_int;
 pub use row::{
