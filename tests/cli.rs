@@ -288,3 +288,59 @@ fn kernel_sets_are_listed_and_can_be_forced() {
         "{err}"
     );
 }
+
+/// `hearth bench` runs llama-bench's two tests and reports them in each format, with the kernel
+/// set and one sample per repetition (the speed itself is not asserted: it is measured, not tested).
+#[test]
+fn bench_reports_pp_and_tg_in_every_format() {
+    let Some(path) = common::require_model("SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let bench = |format: &str| {
+        let out = hearth()
+            .args([
+                "bench", "-p", "16", "-n", "4", "-r", "2", "-t", "1,2", "-o", format, "-m",
+            ])
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let json: Value = serde_json::from_str(&bench("json")).expect("one JSON array");
+    let rows = json.as_array().expect("array");
+    let tests: Vec<(u64, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["n_threads"].as_u64().unwrap(),
+                r["test"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tests, [(1, "pp16"), (1, "tg4"), (2, "pp16"), (2, "tg4")]);
+    for r in rows {
+        assert_eq!(r["kernels"], hearth_simd::kernel_set());
+        assert_eq!(r["samples_ts"].as_array().unwrap().len(), 2);
+        assert!(r["avg_ts"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let md = bench("md");
+    assert_eq!(
+        md.lines().filter(|l| l.contains("| pp16 |")).count(),
+        2,
+        "{md}"
+    );
+    let csv = bench("csv");
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    let out = hearth()
+        .args(["bench", "-p", "0", "-n", "0", "-m"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to measure"));
+}

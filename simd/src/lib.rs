@@ -5,6 +5,11 @@
 //! f32 activations to it, and a function that takes the dot product of one weight row with one
 //! activation row, both as raw bytes. The forward pass only ever calls through this table.
 //!
+//! Beside the matmul table, each set has a [`VecKernels`] entry: the f32/f16 vector operations of
+//! attention (ggml's `simd_gemm`, `ggml_vec_soft_max_f32`, `ggml_vec_dot_f16`, `ggml_vec_mad_f16`
+//! ...), with the same per-element arithmetic (fused multiply-adds, summation order) as ggml's
+//! vector code so that hearth rounds where llama.cpp rounds.
+//!
 //! Sets: `scalar` ([`scalar`], hearth-quant's reference code, every CPU) and `avx2`
 //! ([`x86::avx2`], AVX2 + FMA + F16C). The best set the CPU reports is chosen on first use, never
 //! from compile-time flags, so one binary runs everywhere; `HEARTH_KERNELS=scalar|avx2` forces a
@@ -32,6 +37,31 @@ pub struct MatKernels {
     /// Dot product of one weight row with one activation row of the same length (raw bytes,
     /// whole blocks; the activation row aligned to 16 bytes, the weight row as mapped).
     pub vec_dot: fn(weights: &[u8], act: &[u8]) -> f32,
+    /// Dot products of one weight row with `out.len()` activation rows, row `i` starting at byte
+    /// `i * stride` of `act` (each aligned to 16 bytes): the prompt path, which unpacks each
+    /// weight block once for several tokens. Each result equals `vec_dot`'s bit for bit.
+    pub vec_dot_n: fn(weights: &[u8], act: &[u8], stride: usize, out: &mut [f32]),
+}
+
+/// Vector operations on f32 and f16 rows (f16 values as their bit patterns).
+#[derive(Clone, Copy, Debug)]
+pub struct VecKernels {
+    /// `C[m×n] += A[m×k] · B[k×n]`, all row-major; each element is a chain of fused
+    /// multiply-adds in `k` order starting from its old value (ggml's `simd_gemm`).
+    pub gemm_f32: fn(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize),
+    /// `x[i] = exp(x[i] - max)` with ggml's vector `expf`, returning the sum of the results
+    /// summed as `ggml_vec_soft_max_f32` sums them (groups of 8 in f32, the groups in f64).
+    pub softmax_exp: fn(x: &mut [f32], max: f32) -> f64,
+    /// `Σ x[i]·y[i]` of two f16 rows, in f32 lanes as `ggml_vec_dot_f16`.
+    pub dot_f16: fn(x: &[u16], y: &[u16]) -> f32,
+    /// `y[i] += x[i]·v`, fused (ggml's `ggml_vec_mad_f32`).
+    pub mad_f32: fn(y: &mut [f32], x: &[f32], v: f32),
+    /// `y[i] = f16(y[i] + x[i]·v)` (ggml's `ggml_vec_mad_f16`).
+    pub mad_f16: fn(y: &mut [u16], x: &[u16], v: f32),
+    /// `y[i] = f16(y[i]·v)` (ggml's `ggml_vec_scale_f16`).
+    pub scale_f16: fn(y: &mut [u16], v: f32),
+    /// f16 to f32, exact.
+    pub f16_to_f32: fn(src: &[u16], dst: &mut [f32]),
 }
 
 /// A kernel set: its name and the entries it provides.
@@ -39,6 +69,8 @@ pub struct MatKernels {
 pub struct KernelSet {
     pub name: &'static str,
     table: &'static [MatKernels],
+    /// The vector operations of this set.
+    pub vec: &'static VecKernels,
 }
 
 impl KernelSet {
@@ -57,12 +89,14 @@ impl KernelSet {
 static SCALAR: KernelSet = KernelSet {
     name: "scalar",
     table: &scalar::TABLE,
+    vec: &scalar::VEC,
 };
 
 #[cfg(target_arch = "x86_64")]
 static AVX2: KernelSet = KernelSet {
     name: "avx2",
     table: &x86::avx2::TABLE,
+    vec: &x86::avx2_vec::VEC,
 };
 
 /// Names `HEARTH_KERNELS` accepts in this build.
@@ -116,4 +150,9 @@ pub fn kernel_set() -> &'static str {
 /// The kernels for weights of type `ty`, or `None` when hearth cannot multiply by it.
 pub fn mat_kernels(ty: GgmlType) -> Option<&'static MatKernels> {
     select().unwrap_or(&SCALAR).get(ty)
+}
+
+/// The vector operations of the set in use.
+pub fn vec_kernels() -> &'static VecKernels {
+    select().unwrap_or(&SCALAR).vec
 }

@@ -106,6 +106,33 @@ fn check(name: &str, fast: &MatKernels, rng: &mut Rng) {
                 "{name} {} ({blocks} blocks, raw {raw}): {got} vs scalar {want} (scale {scale})",
                 fast.ty
             );
+            check_many(name, fast, &w, n, rng);
+        }
+    }
+}
+
+/// `vec_dot_n` over several activation rows equals `vec_dot` row by row, bit for bit, for
+/// counts below, at and above the kernel's column tile.
+fn check_many(name: &str, k: &MatKernels, w: &[u8], n: usize, rng: &mut Rng) {
+    let act_bytes = k.vec_dot_type.bytes_for(n as u64).unwrap() as usize;
+    let stride = act_bytes.div_ceil(16) * 16;
+    for rows in [1usize, 3, 4, 5, 9] {
+        let mut buf = vec![0u128; rows * stride / 16];
+        let act = bytemuck_bytes(&mut buf);
+        for r in 0..rows {
+            let x: Vec<f32> = (0..n).map(|_| rng.value()).collect();
+            (k.quantize_act)(&x, &mut act[r * stride..r * stride + act_bytes]);
+        }
+        let mut out = vec![0f32; rows];
+        (k.vec_dot_n)(w, act, stride, &mut out);
+        for (r, got) in out.iter().enumerate() {
+            let want = (k.vec_dot)(w, &act[r * stride..r * stride + act_bytes]);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{name} {}: vec_dot_n row {r} of {rows}",
+                k.ty
+            );
         }
     }
 }
@@ -133,6 +160,14 @@ fn every_set_matches_the_scalar_reference() {
         }
         assert!(checked > 0, "{} has no kernels", set.name);
     }
+    for k in scalar::TABLE
+        .iter()
+        .filter(|k| !f16_fields(k.ty).is_empty())
+    {
+        let n = 3 * k.ty.block_elems();
+        let w = weight_row(k.ty, n, false, &mut rng);
+        check_many("scalar", k, &w, n, &mut rng);
+    }
 }
 
 #[test]
@@ -143,4 +178,130 @@ fn forcing_an_unknown_or_missing_set_is_an_error() {
         err.contains("unknown kernel set") && err.contains("scalar"),
         "{err}"
     );
+}
+
+fn f16_bits(x: f32) -> u16 {
+    half::f16::from_f32(x).to_bits()
+}
+
+fn f16_val(b: u16) -> f32 {
+    half::f16::from_bits(b).to_f32()
+}
+
+/// Every set's vector operations give the scalar set's results bit for bit: the per-element
+/// arithmetic (fused multiply-adds, summation order, the vector `expf`) is the same by design.
+#[test]
+fn vector_ops_match_the_scalar_reference_bit_for_bit() {
+    let mut rng = Rng(0x51_7cc1_b727_220a);
+    let reference = &scalar::VEC;
+    for set in available().into_iter().filter(|s| s.name != "scalar") {
+        let fast = set.vec;
+        for (m, k, n) in [
+            (1, 64, 64),
+            (64, 64, 64),
+            (7, 128, 64),
+            (13, 64, 40),
+            (3, 5, 3),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| rng.value()).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rng.value()).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.value()).collect();
+            let (mut c1, mut c2) = (c0.clone(), c0.clone());
+            (reference.gemm_f32)(&mut c1, &a, &b, m, k, n);
+            (fast.gemm_f32)(&mut c2, &a, &b, m, k, n);
+            assert_eq!(c1, c2, "{} gemm {m}x{k}x{n}", set.name);
+        }
+        for len in [64usize, 8, 13, 1] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| -(i as f32) * 0.7 - rng.value().abs())
+                .collect();
+            let (mut y1, mut y2) = (x.clone(), x.clone());
+            let s1 = (reference.softmax_exp)(&mut y1, 0.5);
+            let s2 = (fast.softmax_exp)(&mut y2, 0.5);
+            assert_eq!((s1, &y1), (s2, &y2), "{} softmax_exp len {len}", set.name);
+        }
+        for len in [64usize, 128, 80, 7] {
+            let x: Vec<u16> = (0..len).map(|_| f16_bits(rng.value())).collect();
+            let y: Vec<u16> = (0..len).map(|_| f16_bits(rng.value())).collect();
+            assert_eq!(
+                (reference.dot_f16)(&x, &y).to_bits(),
+                (fast.dot_f16)(&x, &y).to_bits(),
+                "{} dot_f16 len {len}",
+                set.name
+            );
+            let (mut a1, mut a2) = (y.clone(), y.clone());
+            (reference.mad_f16)(&mut a1, &x, 0.37);
+            (fast.mad_f16)(&mut a2, &x, 0.37);
+            assert_eq!(a1, a2, "{} mad_f16 len {len}", set.name);
+            (reference.scale_f16)(&mut a1, 0.61);
+            (fast.scale_f16)(&mut a2, 0.61);
+            assert_eq!(a1, a2, "{} scale_f16 len {len}", set.name);
+            let xf: Vec<f32> = (0..len).map(|_| rng.value()).collect();
+            let (mut g1, mut g2) = (xf.clone(), xf.clone());
+            (reference.mad_f32)(
+                &mut g1,
+                &x.iter().map(|&b| f16_val(b)).collect::<Vec<_>>(),
+                0.37,
+            );
+            (fast.mad_f32)(
+                &mut g2,
+                &x.iter().map(|&b| f16_val(b)).collect::<Vec<_>>(),
+                0.37,
+            );
+            assert_eq!(g1, g2, "{} mad_f32 len {len}", set.name);
+            let (mut f1, mut f2) = (vec![0f32; len], vec![0f32; len]);
+            (reference.f16_to_f32)(&x, &mut f1);
+            (fast.f16_to_f32)(&x, &mut f2);
+            assert_eq!(f1, f2, "{} f16_to_f32 len {len}", set.name);
+        }
+    }
+}
+
+/// The scalar vector operations compute what they claim, checked in f64.
+#[test]
+fn scalar_vector_ops_are_accurate() {
+    let v = &scalar::VEC;
+    let mut rng = Rng(0x2545_f491);
+    for i in -1000..=100 {
+        let x = i as f32 * 0.0871;
+        let got = hearth_simd::scalar::v_expf(x) as f64;
+        let want = (x as f64).exp();
+        assert!(
+            ((got - want) / want).abs() < 3e-7,
+            "exp({x}) = {got}, want {want}"
+        );
+    }
+    assert_eq!(hearth_simd::scalar::v_expf(f32::NEG_INFINITY), 0.0);
+    let mut x: Vec<f32> = (0..64).map(|_| rng.value()).collect();
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let want: f64 = x.iter().map(|&e| ((e - max) as f64).exp()).sum();
+    let got = (v.softmax_exp)(&mut x, max);
+    assert!((got - want).abs() < 1e-5 * want, "{got} vs {want}");
+    let (m, k, n) = (5, 33, 9);
+    let a: Vec<f32> = (0..m * k).map(|_| rng.value()).collect();
+    let b: Vec<f32> = (0..k * n).map(|_| rng.value()).collect();
+    let mut c = vec![1.0f32; m * n];
+    (v.gemm_f32)(&mut c, &a, &b, m, k, n);
+    for i in 0..m {
+        for j in 0..n {
+            let want: f64 = 1.0
+                + (0..k)
+                    .map(|kk| a[i * k + kk] as f64 * b[kk * n + j] as f64)
+                    .sum::<f64>();
+            assert!((c[i * n + j] as f64 - want).abs() < 1e-4, "gemm ({i},{j})");
+        }
+    }
+    let x: Vec<u16> = (0..70).map(|_| f16_bits(rng.value())).collect();
+    let y: Vec<u16> = (0..70).map(|_| f16_bits(rng.value())).collect();
+    let want: f64 = x
+        .iter()
+        .zip(&y)
+        .map(|(&a, &b)| f16_val(a) as f64 * f16_val(b) as f64)
+        .sum();
+    assert!(((v.dot_f16)(&x, &y) as f64 - want).abs() < 1e-4);
+    let mut acc = y.clone();
+    (v.mad_f16)(&mut acc, &x, 0.5);
+    for ((&r, &a), &b) in acc.iter().zip(&x).zip(&y) {
+        assert_eq!(r, f16_bits(f16_val(b) + f16_val(a) * 0.5));
+    }
 }

@@ -1,5 +1,6 @@
 //! The `hearth` command line: one file per verb.
 
+mod bench;
 mod common;
 mod info;
 mod perplexity;
@@ -26,6 +27,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Measure perplexity on a text file (llama-perplexity's convention).
     Perplexity(perplexity::PerplexityArgs),
+    /// Measure prompt and generation speed (llama-bench's method).
+    Bench(bench::BenchArgs),
 }
 
 /// Run the parsed command line.
@@ -35,5 +38,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokenize(args) => tokenize::run(args),
         Command::Run(args) => run::run(args),
         Command::Perplexity(args) => perplexity::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

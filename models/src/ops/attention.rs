@@ -1,18 +1,29 @@
 //! Causal multi-head attention over the KV cache, with grouped-query heads.
 //!
-//! Mirrors what llama.cpp computes on the CPU: the query is converted to the K type's
-//! `vec_dot_type` before the `q·k` dot (f16 for an f16 cache, Q8_0 blocks for a Q8_0 cache, where
-//! the dot is `vec_dot_q8_0_q8_0` through hearth-simd's kernel table), scores are scaled by
-//! `1/sqrt(head_dim)`, the softmax is in f32 with the max subtracted, and values are summed in f32
-//! (f16 for an f16 cache; Q8_0 values are dequantized to f32 first). A rotated Q8_0 cache (see
-//! `kv_cache`) gets the query rotated like its keys and the output rotated back like its values,
-//! as llama.cpp's `build_attn` does around the attention. Batch and single-token paths
-//! run the very same code per (token, head), so a prompt processed in one batch and the same
-//! tokens fed one by one give the same numbers.
+//! Mirrors what llama.cpp's CPU flash attention (`ggml_compute_forward_flash_attn_ext_f16`)
+//! computes, including which of its three paths a call takes, because each rounds differently:
+//!
+//! - **tiled** (a batch of at least [`TILE_Q`] tokens, f16 or f32 cache): the query stays f32,
+//!   keys and values are widened to f32 in tiles of [`TILE_KV`] positions, `q·k` and `p·v` are f32
+//!   GEMMs of fused multiply-adds, and the softmax is online over tiles with ggml's vector `expf`;
+//! - **split** (one token, f16 or f32 cache, at least 512 padded positions): the positions are cut
+//!   into one chunk per thread, each chunk runs the one-chunk arithmetic below and the partial
+//!   results are merged in f32;
+//! - **one chunk** (everything else, and every Q8_0 cache): the query is converted to the K type's
+//!   `vec_dot_type` (f16, or Q8_0 blocks dotted by `vec_dot_q8_0_q8_0` through hearth-simd's table),
+//!   the softmax is online one position at a time, and values are summed in f16 for an f16 cache
+//!   (f32 otherwise, Q8_0 values dequantized first).
+//!
+//! Scores are scaled by `1/sqrt(head_dim)` and the softmax is in f32 with the maximum subtracted.
+//! A rotated Q8_0 cache (see `kv_cache`) gets the query rotated like its keys and the output
+//! rotated back like its values, as llama.cpp's `build_attn` does. The vector arithmetic goes
+//! through hearth-simd's [`VecKernels`]. Every path computes each (token, head) on its own, so a
+//! prompt's logits do not depend on how the work is split over threads.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use hearth_quant::{blocks_as_bytes, GgmlType, QK8_0};
-use hearth_simd::MatKernels;
+use hearth_simd::{MatKernels, VecKernels};
 use rayon::prelude::*;
 
 use crate::kv_cache::{hadamard, Rows};
@@ -35,15 +46,29 @@ impl AttnShape {
     }
 }
 
+/// Query tokens from which ggml takes the tiled path (`GGML_FA_TILE_Q`), and the most it puts in
+/// one tile.
+pub const TILE_Q: usize = 64;
+/// Positions per key/value tile of the tiled path (`GGML_FA_TILE_KV`); tiles start at position 0.
+pub const TILE_KV: usize = 64;
+/// llama.cpp pads the attended length to a multiple of this (`llama_kv_cache::get_n_kv`).
+const KV_PAD: usize = 256;
+/// Padded lengths from which a single token takes the split path.
+const SPLIT_MIN_KV: usize = 512;
+
 /// Alignment hearth-simd asks of an activation row.
 const ACT_ALIGN: usize = 16;
 
-/// One worker's buffers, reused across the (token, head) pairs it takes.
+/// One worker's buffers for the one-chunk arithmetic, reused across the heads it takes.
 struct Work {
-    /// The query rounded like the keys (f32 and f16 caches).
+    /// The query, rotated or rounded as the keys need.
     qh: Vec<f32>,
+    /// The query as f16 bits (f16 keys).
+    q16: Vec<u16>,
     /// The running value sum of an f16 cache (ggml's `VKQ16`).
-    acc16: Vec<f16>,
+    acc16: Vec<u16>,
+    /// The running value sum in f32 (ggml's `VKQ32`); the result once a chunk is done.
+    acc32: Vec<f32>,
     /// A dequantized value row (ggml's `V32`).
     v32: Vec<f32>,
     /// The query as Q8_0 blocks, at a 16-byte aligned offset (ggml's `Q_q`).
@@ -54,16 +79,12 @@ impl Work {
     fn new(hd: usize) -> Work {
         Work {
             qh: vec![0.0; hd],
-            acc16: vec![f16::ZERO; hd],
+            q16: vec![0; hd],
+            acc16: vec![0; hd],
+            acc32: vec![0.0; hd],
             v32: vec![0.0; hd],
             qq: vec![0; q8_0_bytes(hd) + ACT_ALIGN],
         }
-    }
-
-    /// The rotated query and the aligned query-blocks slice, borrowed together.
-    fn rotated_query(&mut self, hd: usize) -> (&[f32], &mut [u8]) {
-        let off = self.qq.as_ptr().align_offset(ACT_ALIGN);
-        (&self.qh, &mut self.qq[off..off + q8_0_bytes(hd)])
     }
 
     /// The aligned query-blocks slice of `qq`.
@@ -84,15 +105,17 @@ fn q8_0_kernels() -> &'static MatKernels {
     k
 }
 
+/// The attended length llama.cpp's graph has for `n_kv` used positions.
+fn padded_kv(n_kv: usize) -> usize {
+    n_kv.div_ceil(KV_PAD).max(1) * KV_PAD
+}
+
 /// `out[t] = softmax(q[t]·K[..=pos0+t] * scale) · V[..=pos0+t]` for each token `t` of the batch.
 ///
 /// `q` holds `n_tokens` rows of `q_dim`; the cache rows for positions `0..pos0 + n_tokens` must
 /// already be written. `out` has the shape of `q`. A Q8_0 cache needs `head_dim` a multiple of 32
-/// (see `KvCache::check`).
-///
-/// The softmax is computed online, one key at a time, as ggml's CPU flash attention
-/// (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`) does; with an f16 cache the running
-/// value sum is kept in f16 exactly as there, so hearth lands on llama.cpp's numbers.
+/// (see `KvCache::check`). The split path cuts the positions into one chunk per thread of the
+/// current rayon pool, as ggml does per thread of its own.
 pub fn attention(
     q: &[f32],
     keys: &Rows,
@@ -102,134 +125,309 @@ pub fn attention(
     out: &mut [f32],
 ) {
     let hd = shape.head_dim;
-    let group = shape.n_head / shape.n_head_kv;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let q8 = matches!(keys, Rows::Q8_0 { .. }).then(q8_0_kernels);
-    let (k_rot, v_rot) = (keys.rotation(), values.rotation());
     if matches!(keys, Rows::Q8_0 { .. }) || matches!(values, Rows::Q8_0 { .. }) {
         assert_eq!(hd % QK8_0, 0, "Q8_0 cache with head size {hd}");
     }
-    out.par_chunks_mut(hd)
-        .zip(q.par_chunks(hd))
+    let n_tokens = q.len() / shape.q_dim();
+    let floats = matches!(
+        (keys, values),
+        (Rows::F16(_), Rows::F16(_)) | (Rows::F32(_), Rows::F32(_))
+    );
+    let vec = hearth_simd::vec_kernels();
+    if floats && n_tokens >= TILE_Q {
+        tiled(q, keys, values, shape, pos0, out, vec);
+    } else if floats && n_tokens == 1 && padded_kv(pos0 + 1) >= SPLIT_MIN_KV {
+        split(q, keys, values, shape, pos0, out, vec);
+    } else {
+        out.par_chunks_mut(hd)
+            .zip(q.par_chunks(hd))
+            .enumerate()
+            .for_each_init(
+                || Work::new(hd),
+                |w, (idx, (out_h, q_h))| {
+                    let (t, h) = (idx / shape.n_head, idx % shape.n_head);
+                    let kv_off = (h / (shape.n_head / shape.n_head_kv)) * hd;
+                    let n_kv = pos0 + t + 1;
+                    let (_, sum) = one_chunk(q_h, keys, values, shape, kv_off, 0..n_kv, w, vec);
+                    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+                    for (o, a) in out_h.iter_mut().zip(&w.acc32) {
+                        *o = a * inv;
+                    }
+                    if values.rotation() > 0 {
+                        hadamard(out_h, values.rotation());
+                    }
+                },
+            );
+    }
+}
+
+/// ggml's `one_chunk` for one (token, head) over the positions `range`: leaves the unnormalised
+/// value sum in `w.acc32` and returns the running maximum and the sum of weights.
+#[allow(clippy::too_many_arguments)]
+fn one_chunk(
+    q_h: &[f32],
+    keys: &Rows,
+    values: &Rows,
+    shape: AttnShape,
+    kv_off: usize,
+    range: std::ops::Range<usize>,
+    w: &mut Work,
+    vec: &VecKernels,
+) -> (f32, f32) {
+    let hd = shape.head_dim;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let q8 = matches!(keys, Rows::Q8_0 { .. }).then(q8_0_kernels);
+    match (q8, keys) {
+        (Some(k), _) => {
+            w.qh.copy_from_slice(q_h);
+            if keys.rotation() > 0 {
+                hadamard(&mut w.qh, keys.rotation());
+            }
+            let off = w.qq.as_ptr().align_offset(ACT_ALIGN);
+            (k.quantize_act)(&w.qh, &mut w.qq[off..off + q8_0_bytes(hd)]);
+        }
+        (None, Rows::F16(_)) => {
+            for (d, &s) in w.q16.iter_mut().zip(q_h) {
+                *d = f16::from_f32(s).to_bits();
+            }
+        }
+        (None, _) => w.qh.copy_from_slice(q_h),
+    }
+    let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+    w.acc32.fill(0.0);
+    w.acc16.fill(0);
+    for p in range {
+        let at = p * shape.kv_dim() + kv_off;
+        let s = match keys {
+            Rows::Q8_0 { blocks: b, .. } => {
+                let k = q8.expect("Q8_0 kernels");
+                let row = blocks_as_bytes(&b[at / QK8_0..(at + hd) / QK8_0]);
+                (k.vec_dot)(row, w.qq(hd))
+            }
+            Rows::F16(k) => (vec.dot_f16)(k[at..at + hd].reinterpret_cast(), &w.q16),
+            Rows::F32(k) => k[at..at + hd].iter().zip(&w.qh).map(|(a, b)| a * b).sum(),
+        } * scale;
+        let (mut ms, mut vs) = (1.0f32, 1.0f32);
+        let new_max = s > max;
+        if new_max {
+            ms = (max - s).exp();
+            max = s;
+        } else {
+            vs = (s - max).exp();
+        }
+        match values {
+            Rows::F16(v) => {
+                if new_max {
+                    (vec.scale_f16)(&mut w.acc16, ms);
+                }
+                (vec.mad_f16)(&mut w.acc16, v[at..at + hd].reinterpret_cast(), vs);
+            }
+            Rows::F32(v) => {
+                if new_max {
+                    w.acc32.iter_mut().for_each(|a| *a *= ms);
+                }
+                (vec.mad_f32)(&mut w.acc32, &v[at..at + hd], vs);
+            }
+            Rows::Q8_0 { .. } => {
+                if new_max {
+                    w.acc32.iter_mut().for_each(|a| *a *= ms);
+                }
+                values.read(at, &mut w.v32);
+                (vec.mad_f32)(&mut w.acc32, &w.v32, vs);
+            }
+        }
+        sum = sum * ms + vs;
+    }
+    if let Rows::F16(_) = values {
+        (vec.f16_to_f32)(&w.acc16, &mut w.acc32);
+    }
+    (max, sum)
+}
+
+/// ggml's split-KV path for one token: one chunk of positions per thread, each chunk through
+/// [`one_chunk`], the partial results merged in chunk order in f32.
+fn split(
+    q: &[f32],
+    keys: &Rows,
+    values: &Rows,
+    shape: AttnShape,
+    pos0: usize,
+    out: &mut [f32],
+    vec: &VecKernels,
+) {
+    let hd = shape.head_dim;
+    let n_kv = pos0 + 1;
+    let nth = rayon::current_num_threads().max(1);
+    let chunk = padded_kv(n_kv).div_ceil(nth);
+    let n_chunks = n_kv.div_ceil(chunk);
+    let group = shape.n_head / shape.n_head_kv;
+    // Per (head, chunk): the maximum, the weight sum, the value sum.
+    let stride = 2 + hd;
+    let mut partials = vec![0f32; shape.n_head * n_chunks * stride];
+    partials.par_chunks_mut(stride).enumerate().for_each_init(
+        || Work::new(hd),
+        |w, (idx, part)| {
+            let (h, c) = (idx / n_chunks, idx % n_chunks);
+            let range = c * chunk..((c + 1) * chunk).min(n_kv);
+            let q_h = &q[h * hd..(h + 1) * hd];
+            let (m, s) = one_chunk(q_h, keys, values, shape, (h / group) * hd, range, w, vec);
+            part[0] = m;
+            part[1] = s;
+            part[2..].copy_from_slice(&w.acc32);
+        },
+    );
+    for (h, out_h) in out.chunks_mut(hd).enumerate() {
+        let (mut m, mut s) = (f32::NEG_INFINITY, 0f32);
+        out_h.fill(0.0);
+        for part in partials[h * n_chunks * stride..(h + 1) * n_chunks * stride].chunks(stride) {
+            let (mc, sc) = (part[0], part[1]);
+            if sc == 0.0 {
+                continue;
+            }
+            let m_new = m.max(mc);
+            let (old, new) = ((m - m_new).exp(), (mc - m_new).exp());
+            for (o, v) in out_h.iter_mut().zip(&part[2..]) {
+                *o = *o * old + v * new;
+            }
+            s = s * old + sc * new;
+            m = m_new;
+        }
+        if s != 0.0 {
+            let inv = 1.0 / s;
+            out_h.iter_mut().for_each(|o| *o *= inv);
+        }
+    }
+}
+
+/// One worker's buffers for the tiled path.
+struct Tile {
+    /// The query tile, `TILE_Q × hd`.
+    q: Vec<f32>,
+    /// Keys of a tile, transposed: `hd × TILE_KV`.
+    kt: Vec<f32>,
+    /// One key row widened to f32.
+    k_row: Vec<f32>,
+    /// Scores, then weights: `TILE_Q × TILE_KV`.
+    kq: Vec<f32>,
+    /// Values of a tile widened to f32: `TILE_KV × hd`.
+    v: Vec<f32>,
+    /// Running maximum and weight sum per query row.
+    m: [f32; TILE_Q],
+    s: [f32; TILE_Q],
+}
+
+impl Tile {
+    fn new(hd: usize) -> Tile {
+        Tile {
+            q: vec![0.0; TILE_Q * hd],
+            kt: vec![0.0; hd * TILE_KV],
+            k_row: vec![0.0; hd],
+            kq: vec![0.0; TILE_Q * TILE_KV],
+            v: vec![0.0; TILE_KV * hd],
+            m: [f32::NEG_INFINITY; TILE_Q],
+            s: [0.0; TILE_Q],
+        }
+    }
+}
+
+/// Row `p` of a float cache at element offset `at`, widened to f32.
+fn widen(rows: &Rows, at: usize, dst: &mut [f32], vec: &VecKernels) {
+    match rows {
+        Rows::F16(v) => (vec.f16_to_f32)(v[at..at + dst.len()].reinterpret_cast(), dst),
+        Rows::F32(v) => dst.copy_from_slice(&v[at..at + dst.len()]),
+        Rows::Q8_0 { .. } => unreachable!("the tiled path takes float caches only"),
+    }
+}
+
+/// ggml's tiled path: per head, tiles of up to [`TILE_Q`] tokens against tiles of [`TILE_KV`]
+/// positions. The result is computed head-major and then laid out token-major in `out`.
+fn tiled(
+    q: &[f32],
+    keys: &Rows,
+    values: &Rows,
+    shape: AttnShape,
+    pos0: usize,
+    out: &mut [f32],
+    vec: &VecKernels,
+) {
+    let hd = shape.head_dim;
+    let n_tokens = q.len() / shape.q_dim();
+    let group = shape.n_head / shape.n_head_kv;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut by_head = vec![0f32; q.len()];
+    by_head
+        .par_chunks_mut(n_tokens * hd)
         .enumerate()
+        .flat_map(|(h, head)| {
+            head.par_chunks_mut(TILE_Q * hd)
+                .enumerate()
+                .map(move |(i, c)| (h, i * TILE_Q, c))
+        })
         .for_each_init(
-            || Work::new(hd),
-            |w, (idx, (out_h, q_h))| {
-                let (t, h) = (idx / shape.n_head, idx % shape.n_head);
+            || Tile::new(hd),
+            |w, (h, t0, vkq)| {
+                let rows = vkq.len() / hd;
                 let kv_off = (h / group) * hd;
-                let n_kv = pos0 + t + 1;
-                match q8 {
-                    Some(k) if k_rot > 0 => {
-                        w.qh.copy_from_slice(q_h);
-                        hadamard(&mut w.qh, k_rot);
-                        let (qh, qq) = w.rotated_query(hd);
-                        (k.quantize_act)(qh, qq);
-                    }
-                    Some(k) => (k.quantize_act)(q_h, w.qq(hd)),
-                    None => round_like(keys, q_h, &mut w.qh),
+                for r in 0..rows {
+                    let src = (t0 + r) * shape.q_dim() + h * hd;
+                    w.q[r * hd..(r + 1) * hd].copy_from_slice(&q[src..src + hd]);
                 }
-                let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
-                out_h.fill(0.0);
-                w.acc16.fill(f16::ZERO);
-                for p in 0..n_kv {
-                    let at = p * shape.kv_dim() + kv_off;
-                    let s = match (q8, keys) {
-                        (Some(k), Rows::Q8_0 { blocks: b, .. }) => {
-                            let row = blocks_as_bytes(&b[at / QK8_0..(at + hd) / QK8_0]);
-                            (k.vec_dot)(row, w.qq(hd))
+                w.m = [f32::NEG_INFINITY; TILE_Q];
+                w.s = [0.0; TILE_Q];
+                vkq.fill(0.0);
+                let end = pos0 + t0 + rows;
+                for ic in (0..end).step_by(TILE_KV) {
+                    let kv_tile = TILE_KV.min(end - ic);
+                    w.kt.fill(0.0);
+                    w.v.fill(0.0);
+                    for tk in 0..kv_tile {
+                        let at = (ic + tk) * shape.kv_dim() + kv_off;
+                        widen(keys, at, &mut w.k_row, vec);
+                        for (d, &x) in w.k_row.iter().enumerate() {
+                            w.kt[d * TILE_KV + tk] = x;
                         }
-                        _ => dot_row(keys, at, &w.qh),
-                    } * scale;
-                    let (mut ms, mut vs) = (1.0f32, 1.0f32);
-                    if s > max {
-                        ms = (max - s).exp();
-                        max = s;
-                        scale_acc(values, out_h, &mut w.acc16, ms);
-                    } else {
-                        vs = (s - max).exp();
+                        widen(values, at, &mut w.v[tk * hd..(tk + 1) * hd], vec);
                     }
-                    mad_acc(values, at, vs, out_h, &mut w.acc16, &mut w.v32);
-                    sum = sum * ms + vs;
-                }
-                if let Rows::F16(_) = values {
-                    for (o, a) in out_h.iter_mut().zip(w.acc16.iter()) {
-                        *o = a.to_f32();
+                    let kq = &mut w.kq[..rows * TILE_KV];
+                    kq.fill(0.0);
+                    (vec.gemm_f32)(kq, &w.q[..rows * hd], &w.kt, rows, hd, TILE_KV);
+                    for (r, row) in kq.chunks_exact_mut(TILE_KV).enumerate() {
+                        let visible = (pos0 + t0 + r + 1).saturating_sub(ic).min(kv_tile);
+                        for x in &mut row[..visible] {
+                            *x *= scale;
+                        }
+                        row[visible..].fill(f32::NEG_INFINITY);
+                        if visible == 0 {
+                            row.fill(0.0);
+                            continue;
+                        }
+                        let tile_max = row[..visible]
+                            .iter()
+                            .copied()
+                            .fold(f32::NEG_INFINITY, f32::max);
+                        let m_old = w.m[r];
+                        let m_new = m_old.max(tile_max);
+                        if m_new > m_old {
+                            let ms = (m_old - m_new).exp();
+                            vkq[r * hd..(r + 1) * hd].iter_mut().for_each(|a| *a *= ms);
+                            w.s[r] *= ms;
+                        }
+                        w.m[r] = m_new;
+                        w.s[r] = (f64::from(w.s[r]) + (vec.softmax_exp)(row, m_new)) as f32;
                     }
+                    (vec.gemm_f32)(vkq, kq, &w.v, rows, TILE_KV, hd);
                 }
-                let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-                for o in out_h.iter_mut() {
-                    *o *= inv;
-                }
-                if v_rot > 0 {
-                    hadamard(out_h, v_rot);
+                for (r, row) in vkq.chunks_exact_mut(hd).enumerate() {
+                    let inv = if w.s[r] == 0.0 { 0.0 } else { 1.0 / w.s[r] };
+                    row.iter_mut().for_each(|a| *a *= inv);
                 }
             },
         );
-}
-
-/// Scale the running value sum by `ms` (a new maximum was found).
-fn scale_acc(values: &Rows, acc32: &mut [f32], acc16: &mut [f16], ms: f32) {
-    match values {
-        Rows::F32(_) | Rows::Q8_0 { .. } => acc32.iter_mut().for_each(|a| *a *= ms),
-        Rows::F16(_) => acc16
-            .iter_mut()
-            .for_each(|a| *a = f16::from_f32(a.to_f32() * ms)),
-    }
-}
-
-/// `acc += vs * v[at..]`, in the accumulator matching the cache type (`v32`: scratch for a
-/// dequantized row).
-fn mad_acc(
-    values: &Rows,
-    at: usize,
-    vs: f32,
-    acc32: &mut [f32],
-    acc16: &mut [f16],
-    v32: &mut [f32],
-) {
-    let n = acc32.len();
-    match values {
-        Rows::F32(v) => {
-            for (a, x) in acc32.iter_mut().zip(&v[at..at + n]) {
-                *a += x * vs;
-            }
+    for (t, out_t) in out.chunks_mut(shape.q_dim()).enumerate() {
+        for (h, out_h) in out_t.chunks_mut(hd).enumerate() {
+            let src = (h * n_tokens + t) * hd;
+            out_h.copy_from_slice(&by_head[src..src + hd]);
         }
-        Rows::F16(v) => {
-            for (a, x) in acc16.iter_mut().zip(&v[at..at + n]) {
-                *a = f16::from_f32(a.to_f32() + x.to_f32() * vs);
-            }
-        }
-        Rows::Q8_0 { .. } => {
-            values.read(at, v32);
-            for (a, x) in acc32.iter_mut().zip(v32.iter()) {
-                *a += x * vs;
-            }
-        }
-    }
-}
-
-/// Round the query to the precision of the stored keys, as ggml's `from_float` does (f32 and
-/// f16 caches; a Q8_0 cache quantizes the query to blocks instead).
-fn round_like(keys: &Rows, q: &[f32], dst: &mut [f32]) {
-    match keys {
-        Rows::F32(_) | Rows::Q8_0 { .. } => dst.copy_from_slice(q),
-        Rows::F16(_) => {
-            for (d, &s) in dst.iter_mut().zip(q) {
-                *d = f16::from_f32(s).to_f32();
-            }
-        }
-    }
-}
-
-fn dot_row(rows: &Rows, at: usize, q: &[f32]) -> f32 {
-    match rows {
-        Rows::F32(v) => v[at..at + q.len()].iter().zip(q).map(|(a, b)| a * b).sum(),
-        Rows::F16(v) => v[at..at + q.len()]
-            .iter()
-            .zip(q)
-            .map(|(a, b)| a.to_f32() * b)
-            .sum(),
-        Rows::Q8_0 { .. } => unreachable!("Q8_0 keys go through the Q8_0 kernels"),
     }
 }
 
@@ -444,6 +642,100 @@ mod tests {
             rotated < plain,
             "rotation should help: {rotated} vs {plain}"
         );
+    }
+
+    /// Two-pass softmax attention in f64 over what the cache holds, for (token, head).
+    fn exact(q: &[f32], k: &Rows, v: &Rows, shape: AttnShape, pos0: usize) -> Vec<f64> {
+        let hd = shape.head_dim;
+        let n = q.len() / shape.q_dim();
+        let group = shape.n_head / shape.n_head_kv;
+        let mut out = vec![0f64; q.len()];
+        let (mut kr, mut vr) = (vec![0f32; hd], vec![0f32; hd]);
+        for t in 0..n {
+            for h in 0..shape.n_head {
+                let qh = &q[t * shape.q_dim() + h * hd..][..hd];
+                let kv_off = (h / group) * hd;
+                let scores: Vec<f64> = (0..=pos0 + t)
+                    .map(|p| {
+                        k.read(p * shape.kv_dim() + kv_off, &mut kr);
+                        let d: f64 = qh.iter().zip(&kr).map(|(a, b)| *a as f64 * *b as f64).sum();
+                        d / (hd as f64).sqrt()
+                    })
+                    .collect();
+                let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                let total: f64 = w.iter().sum();
+                let o = &mut out[t * shape.q_dim() + h * hd..][..hd];
+                for (p, wp) in w.iter().enumerate() {
+                    v.read(p * shape.kv_dim() + kv_off, &mut vr);
+                    for (od, x) in o.iter_mut().zip(&vr) {
+                        *od += wp / total * *x as f64;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn worst(a: &[f32], b: &[f64]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64 - y).abs())
+            .fold(0.0, f64::max)
+    }
+
+    /// Batches of 64 tokens and more take the tiled path (f32 query, f32 sums): on an f32 or an
+    /// f16 cache it lands on the exact softmax over what the cache holds, across several query
+    /// tiles, a partial last tile and key tiles that start mid-batch.
+    #[test]
+    fn tiled_path_matches_exact_attention() {
+        let shape = AttnShape {
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 64,
+        };
+        let (pos0, n) = (37, 150);
+        let kv = (pos0 + n) * shape.kv_dim();
+        let (k, v) = (noise(kv, 11, 1.0), noise(kv, 12, 1.0));
+        let q = noise(n * shape.q_dim(), 13, 2.0);
+        for ty in [CacheType::F32, CacheType::F16] {
+            let (kc, vc) = (cache_of(ty, &k), cache_of(ty, &v));
+            let mut out = vec![0.0; q.len()];
+            attention(&q, &kc, &vc, shape, pos0, &mut out);
+            let e = worst(&out, &exact(&q, &kc, &vc, shape, pos0));
+            assert!(e < 2e-6, "{ty:?}: tiled off by {e}");
+        }
+    }
+
+    /// One token with at least 512 padded positions takes the split path: per-thread chunks,
+    /// merged; the result does not depend on the thread count beyond f16 rounding, and matches
+    /// the exact softmax.
+    #[test]
+    fn split_path_matches_exact_attention_for_any_thread_count() {
+        let shape = AttnShape {
+            n_head: 3,
+            n_head_kv: 1,
+            head_dim: 64,
+        };
+        let pos0 = 700;
+        let kv = (pos0 + 1) * shape.kv_dim();
+        let (k, v) = (noise(kv, 21, 1.0), noise(kv, 22, 1.0));
+        let q = noise(shape.q_dim(), 23, 3.0);
+        for ty in [CacheType::F32, CacheType::F16] {
+            let (kc, vc) = (cache_of(ty, &k), cache_of(ty, &v));
+            let want = exact(&q, &kc, &vc, shape, pos0);
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut out = vec![0.0; q.len()];
+                pool.install(|| attention(&q, &kc, &vc, shape, pos0, &mut out));
+                let e = worst(&out, &want);
+                let bound = if ty == CacheType::F16 { 2e-3 } else { 2e-6 };
+                assert!(e < bound, "{ty:?} with {threads} threads: off by {e}");
+            }
+        }
     }
 
     #[test]

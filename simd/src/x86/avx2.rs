@@ -83,31 +83,57 @@ unsafe fn load32(p: *const i8) -> __m256i {
     unsafe { _mm256_loadu_si256(p.cast()) }
 }
 
+// Each kernel takes one weight row and N activation rows (N = 1 for generation, 4 while
+// processing a prompt): a weight block is unpacked once and multiplied with the matching block
+// of every activation row. The arithmetic of each (weight row, activation row) pair is the same
+// whatever N is, so batch and single-token results agree bit for bit.
+
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in x.iter().zip(y) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
-        // SAFETY: qs fields are 16 and 32 bytes long.
-        let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
-        let q = _mm256_sub_epi8(q, _mm256_set1_epi8(8));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc);
+fn q4_0_q8_0<const N: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; N]) -> [f32; N] {
+    let y = y.map(|y| &y[..x.len()]);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, x) in x.iter().enumerate() {
+        let dx = f16_to_f32(x.d);
+        // SAFETY: qs is 16 bytes long.
+        let q = _mm256_sub_epi8(unsafe { nibbles_32(x.qs.as_ptr()) }, _mm256_set1_epi8(8));
+        for c in 0..N {
+            let y = &y[c][i];
+            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
+            // SAFETY: qs is 32 bytes long.
+            let a = unsafe { load32(y.qs.as_ptr()) };
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
+        }
     }
-    hsum(acc)
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]);
+    }
+    out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0.0f32;
-    for (x, y) in x.iter().zip(y) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
-        mins += f16_to_f32(x.m) * f16_to_f32(y.s);
-        // SAFETY: qs fields are 16 and 32 bytes long.
-        let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc);
+fn q4_1_q8_1<const N: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; N]) -> [f32; N] {
+    let y = y.map(|y| &y[..x.len()]);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut mins = [0.0f32; N];
+    for (i, x) in x.iter().enumerate() {
+        let (dx, mx) = (f16_to_f32(x.d), f16_to_f32(x.m));
+        // SAFETY: qs is 16 bytes long.
+        let q = unsafe { nibbles_32(x.qs.as_ptr()) };
+        for c in 0..N {
+            let y = &y[c][i];
+            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
+            mins[c] += mx * f16_to_f32(y.s);
+            // SAFETY: qs is 32 bytes long.
+            let a = unsafe { load32(y.qs.as_ptr()) };
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc[c]);
+        }
     }
-    hsum(acc) + mins
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]) + mins[c];
+    }
+    out
 }
 
 /// 32 bits → 32 bytes, 0xFF where bit i of `bits` is set (byte i ↔ element i).
@@ -131,96 +157,144 @@ fn bits_to_bytes(bits: [u8; 4]) -> __m256i {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in x.iter().zip(y) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
-        // SAFETY: qs fields are 16 and 32 bytes long.
-        let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
+fn q5_0_q8_0<const N: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; N]) -> [f32; N] {
+    let y = y.map(|y| &y[..x.len()]);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, x) in x.iter().enumerate() {
+        let dx = f16_to_f32(x.d);
+        // SAFETY: qs is 16 bytes long.
+        let q = unsafe { nibbles_32(x.qs.as_ptr()) };
         // q - 16 with q = nibble + 16 * bit: set the high nibble to 0xF where the bit is clear.
         let high = _mm256_andnot_si256(bits_to_bytes(x.qh), _mm256_set1_epi8(0xf0u8 as i8));
         let q = _mm256_or_si256(q, high);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc);
+        for c in 0..N {
+            let y = &y[c][i];
+            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
+            // SAFETY: qs is 32 bytes long.
+            let a = unsafe { load32(y.qs.as_ptr()) };
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
+        }
     }
-    hsum(acc)
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]);
+    }
+    out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q5_1_q8_1(x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0.0f32;
-    for (x, y) in x.iter().zip(y) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
-        mins += f16_to_f32(x.m) * f16_to_f32(y.s);
-        // SAFETY: qs fields are 16 and 32 bytes long.
-        let (q, a) = unsafe { (nibbles_32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
+fn q5_1_q8_1<const N: usize>(x: &[BlockQ5_1], y: [&[BlockQ8_1]; N]) -> [f32; N] {
+    let y = y.map(|y| &y[..x.len()]);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut mins = [0.0f32; N];
+    for (i, x) in x.iter().enumerate() {
+        let (dx, mx) = (f16_to_f32(x.d), f16_to_f32(x.m));
+        // SAFETY: qs is 16 bytes long.
+        let q = unsafe { nibbles_32(x.qs.as_ptr()) };
         let high = _mm256_and_si256(bits_to_bytes(x.qh), _mm256_set1_epi8(0x10));
         let q = _mm256_or_si256(q, high);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc);
+        for c in 0..N {
+            let y = &y[c][i];
+            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
+            mins[c] += mx * f16_to_f32(y.s);
+            // SAFETY: qs is 32 bytes long.
+            let a = unsafe { load32(y.qs.as_ptr()) };
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc[c]);
+        }
     }
-    hsum(acc) + mins
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]) + mins[c];
+    }
+    out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in x.iter().zip(y) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
-        // SAFETY: qs fields are 32 bytes long.
-        let (q, a) = unsafe { (load32(x.qs.as_ptr()), load32(y.qs.as_ptr())) };
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc);
+fn q8_0_q8_0<const N: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; N]) -> [f32; N] {
+    let y = y.map(|y| &y[..x.len()]);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, x) in x.iter().enumerate() {
+        let dx = f16_to_f32(x.d);
+        // SAFETY: qs is 32 bytes long.
+        let q = unsafe { load32(x.qs.as_ptr()) };
+        for c in 0..N {
+            let y = &y[c][i];
+            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
+            // SAFETY: qs is 32 bytes long.
+            let a = unsafe { load32(y.qs.as_ptr()) };
+            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
+        }
     }
-    hsum(acc)
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]);
+    }
+    out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut mins_acc = 0.0f32;
+fn q4_k_q8_k<const N: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; N]) -> [f32; N] {
+    let y = y.map(|y| &y[..x.len()]);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut mins_acc = [0.0f32; N];
     let low = _mm256_set1_epi8(0x0f);
-    for (x, y) in x.iter().zip(y) {
+    for (i, x) in x.iter().enumerate() {
         let (mut sc, mut mn) = ([0i16; 8], [0i32; 8]);
         for j in 0..8 {
             let (s, m) = hearth_quant::scale_min_k4(j, &x.scales);
             sc[j] = i16::from(s);
             mn[j] = i32::from(m);
         }
-        let summ: i32 = (0..8)
-            .map(|j| mn[j] * (i32::from(y.bsums[2 * j]) + i32::from(y.bsums[2 * j + 1])))
-            .sum();
-        let mut sumi = _mm256_setzero_si256();
+        let (dx, dmin) = (f16_to_f32(x.d), f16_to_f32(x.dmin));
+        let mut q_lo = [_mm256_setzero_si256(); 4];
+        let mut q_hi = [_mm256_setzero_si256(); 4];
         for j in 0..4 {
-            // SAFETY: 32 bytes of qs at 32 * j (qs is 128 long), 64 bytes of y.qs at 64 * j.
-            let (q, a_lo, a_hi) = unsafe {
-                (
-                    _mm256_loadu_si256(x.qs.as_ptr().add(32 * j).cast()),
-                    load32(y.qs.as_ptr().add(64 * j)),
-                    load32(y.qs.as_ptr().add(64 * j + 32)),
-                )
-            };
-            let q_lo = _mm256_and_si256(q, low);
-            let q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
-            let p_lo = _mm256_maddubs_epi16(q_lo, a_lo);
-            let p_hi = _mm256_maddubs_epi16(q_hi, a_hi);
-            let p_lo = _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc[2 * j]));
-            let p_hi = _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+            // SAFETY: 32 bytes of qs at 32 * j (qs is 128 long).
+            let q = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * j).cast()) };
+            q_lo[j] = _mm256_and_si256(q, low);
+            q_hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
         }
-        let d = f16_to_f32(x.d) * y.d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        mins_acc += f16_to_f32(x.dmin) * y.d * summ as f32;
+        for c in 0..N {
+            let y = &y[c][i];
+            let summ: i32 = (0..8)
+                .map(|j| mn[j] * (i32::from(y.bsums[2 * j]) + i32::from(y.bsums[2 * j + 1])))
+                .sum();
+            let mut sumi = _mm256_setzero_si256();
+            for j in 0..4 {
+                // SAFETY: 64 bytes of y.qs at 64 * j (qs is 256 long).
+                let (a_lo, a_hi) = unsafe {
+                    (
+                        load32(y.qs.as_ptr().add(64 * j)),
+                        load32(y.qs.as_ptr().add(64 * j + 32)),
+                    )
+                };
+                let p_lo = _mm256_maddubs_epi16(q_lo[j], a_lo);
+                let p_hi = _mm256_maddubs_epi16(q_hi[j], a_hi);
+                let p_lo = _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc[2 * j]));
+                let p_hi = _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc[2 * j + 1]));
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+            }
+            let d = dx * y.d;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+            mins_acc[c] += dmin * y.d * summ as f32;
+        }
     }
-    hsum(acc) - mins_acc
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]) - mins_acc[c];
+    }
+    out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+fn q6_k_q8_k<const N: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; N]) -> [f32; N] {
+    let y = y.map(|y| &y[..x.len()]);
+    let mut acc = [_mm256_setzero_ps(); N];
     let low = _mm256_set1_epi8(0x0f);
     let three = _mm256_set1_epi8(3);
     let m32 = _mm256_set1_epi8(32);
-    for (x, y) in x.iter().zip(y) {
-        let mut sumi = _mm256_setzero_si256();
+    for (i, x) in x.iter().enumerate() {
+        let mut sumi = [_mm256_setzero_si256(); N];
         for half in 0..2 {
             let (ql, qh) = (&x.ql[64 * half..], &x.qh[32 * half..]);
             // SAFETY: ql has 64 bytes from 64 * half, qh 32 bytes from 32 * half.
@@ -252,27 +326,40 @@ fn q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
             ];
             for (k, &q) in q.iter().enumerate() {
                 let base = 128 * half + 32 * k;
-                // SAFETY: 32 activation bytes at base < 256.
-                let a = unsafe { load32(y.qs.as_ptr().add(base)) };
-                // (q - 32) * a = q * a - 32 * a, both within i16 for q < 64.
-                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, a), _mm256_maddubs_epi16(m32, a));
                 let s = _mm256_set_m128i(
                     _mm_set1_epi16(i16::from(x.scales[base / 16 + 1])),
                     _mm_set1_epi16(i16::from(x.scales[base / 16])),
                 );
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+                for c in 0..N {
+                    // SAFETY: 32 activation bytes at base < 256.
+                    let a = unsafe { load32(y[c][i].qs.as_ptr().add(base)) };
+                    // (q - 32) * a = q * a - 32 * a, both within i16 for q < 64.
+                    let p =
+                        _mm256_sub_epi16(_mm256_maddubs_epi16(q, a), _mm256_maddubs_epi16(m32, a));
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(p, s));
+                }
             }
         }
-        let d = f16_to_f32(x.d) * y.d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for c in 0..N {
+            let d = f16_to_f32(x.d) * y[c][i].d;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
     }
-    hsum(acc)
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]);
+    }
+    out
 }
 
-/// Safe entry points with the [`MatKernels`] signature.
+/// Activation rows a prompt kernel takes at once.
+const COLS: usize = 4;
+
+/// Safe entry points with the [`MatKernels`] signatures: `vec_dot` (one activation row) and
+/// `vec_dot_n` (several, [`COLS`] at a time).
 macro_rules! entry {
-    ($name:ident, $w:ty, $f:ident) => {
-        fn $name(weights: &[u8], act: &[u8]) -> f32 {
+    ($one:ident, $many:ident, $w:ty, $f:ident) => {
+        fn $one(weights: &[u8], act: &[u8]) -> f32 {
             let w = blocks_from_bytes::<$w>(weights).expect("weight row layout");
             let a = blocks_from_bytes::<<$w as QuantBlock>::VecDot>(act)
                 .expect("activation row layout");
@@ -282,31 +369,63 @@ macro_rules! entry {
                 "weight and activation rows differ in length"
             );
             // SAFETY: this set is only selected once AVX2, FMA and F16C are detected (module doc).
-            unsafe { $f(w, a) }
+            let [dot] = unsafe { $f::<1>(w, [a]) };
+            dot
+        }
+
+        fn $many(weights: &[u8], act: &[u8], stride: usize, out: &mut [f32]) {
+            type A = <$w as QuantBlock>::VecDot;
+            let w = blocks_from_bytes::<$w>(weights).expect("weight row layout");
+            let len = w.len() * size_of::<A>();
+            let row = |i: usize| {
+                blocks_from_bytes::<A>(&act[i * stride..i * stride + len])
+                    .expect("activation row layout")
+            };
+            let mut chunks = out.chunks_exact_mut(COLS);
+            let mut first = 0;
+            for dst in &mut chunks {
+                let rows: [&[A]; COLS] = std::array::from_fn(|c| row(first + c));
+                // SAFETY: as above; every row holds as many blocks as the weight row.
+                dst.copy_from_slice(&unsafe { $f::<COLS>(w, rows) });
+                first += COLS;
+            }
+            for (c, o) in chunks.into_remainder().iter_mut().enumerate() {
+                // SAFETY: as above.
+                let [dot] = unsafe { $f::<1>(w, [row(first + c)]) };
+                *o = dot;
+            }
         }
     };
 }
 
-entry!(vec_dot_q4_0, BlockQ4_0, q4_0_q8_0);
-entry!(vec_dot_q4_1, BlockQ4_1, q4_1_q8_1);
-entry!(vec_dot_q5_0, BlockQ5_0, q5_0_q8_0);
-entry!(vec_dot_q5_1, BlockQ5_1, q5_1_q8_1);
-entry!(vec_dot_q8_0, BlockQ8_0, q8_0_q8_0);
-entry!(vec_dot_q4_k, BlockQ4K, q4_k_q8_k);
-entry!(vec_dot_q6_k, BlockQ6K, q6_k_q8_k);
+entry!(vec_dot_q4_0, vec_dot_n_q4_0, BlockQ4_0, q4_0_q8_0);
+entry!(vec_dot_q4_1, vec_dot_n_q4_1, BlockQ4_1, q4_1_q8_1);
+entry!(vec_dot_q5_0, vec_dot_n_q5_0, BlockQ5_0, q5_0_q8_0);
+entry!(vec_dot_q5_1, vec_dot_n_q5_1, BlockQ5_1, q5_1_q8_1);
+entry!(vec_dot_q8_0, vec_dot_n_q8_0, BlockQ8_0, q8_0_q8_0);
+entry!(vec_dot_q4_k, vec_dot_n_q4_k, BlockQ4K, q4_k_q8_k);
+entry!(vec_dot_q6_k, vec_dot_n_q6_k, BlockQ6K, q6_k_q8_k);
 
-/// The scalar entry for `ty` with its dot product replaced.
-const fn with_dot(base: MatKernels, vec_dot: fn(&[u8], &[u8]) -> f32) -> MatKernels {
-    MatKernels { vec_dot, ..base }
+/// The scalar entry for `ty` with its dot products replaced.
+const fn with_dot(
+    base: MatKernels,
+    vec_dot: fn(&[u8], &[u8]) -> f32,
+    vec_dot_n: fn(&[u8], &[u8], usize, &mut [f32]),
+) -> MatKernels {
+    MatKernels {
+        vec_dot,
+        vec_dot_n,
+        ..base
+    }
 }
 
 /// The types this set speeds up; the rest come from the scalar set.
 pub static TABLE: [MatKernels; 7] = [
-    with_dot(scalar::entry::<BlockQ4_0>(), vec_dot_q4_0),
-    with_dot(scalar::entry::<BlockQ4_1>(), vec_dot_q4_1),
-    with_dot(scalar::entry::<BlockQ5_0>(), vec_dot_q5_0),
-    with_dot(scalar::entry::<BlockQ5_1>(), vec_dot_q5_1),
-    with_dot(scalar::entry::<BlockQ8_0>(), vec_dot_q8_0),
-    with_dot(scalar::entry::<BlockQ4K>(), vec_dot_q4_k),
-    with_dot(scalar::entry::<BlockQ6K>(), vec_dot_q6_k),
+    with_dot(scalar::entry::<BlockQ4_0>(), vec_dot_q4_0, vec_dot_n_q4_0),
+    with_dot(scalar::entry::<BlockQ4_1>(), vec_dot_q4_1, vec_dot_n_q4_1),
+    with_dot(scalar::entry::<BlockQ5_0>(), vec_dot_q5_0, vec_dot_n_q5_0),
+    with_dot(scalar::entry::<BlockQ5_1>(), vec_dot_q5_1, vec_dot_n_q5_1),
+    with_dot(scalar::entry::<BlockQ8_0>(), vec_dot_q8_0, vec_dot_n_q8_0),
+    with_dot(scalar::entry::<BlockQ4K>(), vec_dot_q4_k, vec_dot_n_q4_k),
+    with_dot(scalar::entry::<BlockQ6K>(), vec_dot_q6_k, vec_dot_n_q6_k),
 ];

@@ -1,3 +1,4 @@
 //! The x86-64 kernel sets.
 
 pub mod avx2;
+pub mod avx2_vec;
