@@ -92,7 +92,7 @@ fn check(name: &str, fast: &MatKernels, rng: &mut Rng) {
             (reference.quantize_act)(&x, a_ref);
             let a_fast = &mut bytemuck_bytes(&mut buf_fast)[..act_bytes];
             (fast.quantize_act)(&x, a_fast);
-            assert_eq!(a_ref, a_fast, "{name} {}: activation quantization", fast.ty);
+            check_activations(name, act_ty, &x, a_ref, a_fast);
 
             let (mut wf, mut af) = (vec![0.0f32; n], vec![0.0f32; n]);
             dequantize_row(fast.ty, &w, &mut wf).unwrap();
@@ -100,13 +100,63 @@ fn check(name: &str, fast: &MatKernels, rng: &mut Rng) {
             let scale: f64 = wf.iter().zip(&af).map(|(a, b)| (a * b).abs() as f64).sum();
 
             let want = (reference.vec_dot)(&w, a_ref);
-            let got = (fast.vec_dot)(&w, a_fast);
+            let got = (fast.vec_dot)(&w, a_ref);
             assert!(
                 ((got - want) as f64).abs() <= 1e-5 * scale + 1e-30,
                 "{name} {} ({blocks} blocks, raw {raw}): {got} vs scalar {want} (scale {scale})",
                 fast.ty
             );
             check_many(name, fast, &w, n, rng);
+        }
+    }
+}
+
+/// ggml's x86 `quantize_row_q8_0`/`q8_1` for one block, in scalar code: `d = amax / 127`, the
+/// values times `127 / amax`, rounded half to even.
+fn x86_q8_block(x: &[f32]) -> (f32, Vec<i8>) {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    (
+        amax / 127.0,
+        x.iter().map(|v| (v * id).round_ties_even() as i8).collect(),
+    )
+}
+
+/// A set's activation rows: Q8_0/Q8_1 with the arithmetic of ggml's code for that CPU family (x86:
+/// [`x86_q8_block`]), within one step of the portable reference; every other type identical to it.
+fn check_activations(name: &str, ty: GgmlType, x: &[f32], a_ref: &[u8], a_fast: &[u8]) {
+    let bytes = match ty {
+        GgmlType::Q8_0 => 34,
+        GgmlType::Q8_1 => 36,
+        _ => return assert_eq!(a_ref, a_fast, "{name}: {ty} activation quantization"),
+    };
+    let qs = bytes - 32;
+    for ((xb, rb), fb) in x
+        .chunks(32)
+        .zip(a_ref.chunks(bytes))
+        .zip(a_fast.chunks(bytes))
+    {
+        assert_eq!(rb[..2], fb[..2], "{name}: {ty} scale");
+        for (r, f) in rb[qs..].iter().zip(&fb[qs..]) {
+            assert!(
+                ((*r as i8) as i32 - (*f as i8) as i32).abs() <= 1,
+                "{name}: {ty} quants"
+            );
+        }
+        if cfg!(target_arch = "x86_64") {
+            let (d, q) = x86_q8_block(xb);
+            assert_eq!(
+                fb[..2],
+                half::f16::from_f32(d).to_bits().to_le_bytes(),
+                "{name}: {ty} d"
+            );
+            let fq: Vec<i8> = fb[qs..].iter().map(|&b| b as i8).collect();
+            assert_eq!(fq, q, "{name}: {ty} quants as ggml's x86 code rounds them");
+            if ty == GgmlType::Q8_1 {
+                let sum: i32 = q.iter().map(|&v| i32::from(v)).sum();
+                let s = half::f16::from_f32(d * sum as f32).to_bits().to_le_bytes();
+                assert_eq!(fb[2..4], s, "{name}: {ty} sum");
+            }
         }
     }
 }

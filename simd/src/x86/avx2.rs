@@ -6,6 +6,10 @@
 //! lanes. Only the order of the f32 additions differs from `hearth-quant`'s reference, which
 //! `simd/tests/kernels.rs` holds each kernel to.
 //!
+//! Activations are quantized to Q8_0/Q8_1 as ggml's x86 code does (`127 / amax` and round half
+//! to even, where the portable reference multiplies by `1 / d` and rounds half away from zero),
+//! for every weight type, so that hearth's activations are llama.cpp's on the same CPU.
+//!
 //! Safety: every `unsafe fn` here needs AVX2, FMA and F16C. [`TABLE`] is only handed out by
 //! [`crate::select`] after `is_x86_feature_detected!` has confirmed all three, which is what
 //! makes the safe wrappers sound.
@@ -13,8 +17,9 @@
 use std::arch::x86_64::*;
 
 use hearth_quant::{
-    blocks_from_bytes, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K,
-    BlockQ8_0, BlockQ8_1, F16Le, QuantBlock,
+    blocks_from_bytes, blocks_from_bytes_mut, Bf16Le, BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K,
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0,
+    BlockQ8_1, F16Le, GgmlType, QuantBlock,
 };
 
 use crate::scalar;
@@ -406,26 +411,133 @@ entry!(vec_dot_q8_0, vec_dot_n_q8_0, BlockQ8_0, q8_0_q8_0);
 entry!(vec_dot_q4_k, vec_dot_n_q4_k, BlockQ4K, q4_k_q8_k);
 entry!(vec_dot_q6_k, vec_dot_n_q6_k, BlockQ6K, q6_k_q8_k);
 
-/// The scalar entry for `ty` with its dot products replaced.
-const fn with_dot(
+/// 32 activations → 32 signed bytes with ggml's x86 `quantize_row_q8_0`/`q8_1` arithmetic:
+/// `d = amax / 127`, the values multiplied by `127 / amax` (not by `1 / d`, as the portable
+/// reference does) and rounded half to even. Returns `d` and the sum of the quants.
+///
+/// # Safety
+/// `x` holds 32 floats, `q` 32 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_32(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    debug_assert!(x.len() >= 32 && q.len() >= 32);
+    // SAFETY: 32 floats by the caller's contract.
+    let v: [__m256; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) });
+    let sign = _mm256_set1_ps(-0.0);
+    let mut amax = _mm256_andnot_ps(sign, v[0]);
+    for &vi in &v[1..] {
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, vi));
+    }
+    let m4 = _mm_max_ps(_mm256_extractf128_ps(amax, 1), _mm256_castps256_ps128(amax));
+    let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    let m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    let amax = _mm_cvtss_f32(m4);
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    let i: [__m256i; 4] = std::array::from_fn(|k| {
+        _mm256_cvtps_epi32(_mm256_round_ps::<_MM_FROUND_TO_NEAREST_INT>(_mm256_mul_ps(
+            v[k], id,
+        )))
+    });
+    let sum = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+    let s4 = _mm_add_epi32(
+        _mm256_castsi256_si128(sum),
+        _mm256_extracti128_si256(sum, 1),
+    );
+    let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+    let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<0b10_11_00_01>(s2));
+    let packed = _mm256_packs_epi16(
+        _mm256_packs_epi32(i[0], i[1]),
+        _mm256_packs_epi32(i[2], i[3]),
+    );
+    let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // SAFETY: 32 bytes by the caller's contract.
+    unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), ordered) };
+    (d, _mm_cvtsi128_si32(s1))
+}
+
+fn quantize_q8_0(src: &[f32], dst: &mut [u8]) {
+    let blocks = blocks_from_bytes_mut::<BlockQ8_0>(dst).expect("activation row layout");
+    assert_eq!(src.len(), blocks.len() * 32, "Q8_0 rows are whole blocks");
+    for (x, y) in src.chunks_exact(32).zip(blocks) {
+        // SAFETY: 32 floats and 32 bytes; the CPU features as for every kernel here.
+        let (d, _) = unsafe { quantize_32(x, &mut y.qs) };
+        y.d = F16Le::from_f32(d);
+    }
+}
+
+fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
+    let blocks = blocks_from_bytes_mut::<BlockQ8_1>(dst).expect("activation row layout");
+    assert_eq!(src.len(), blocks.len() * 32, "Q8_1 rows are whole blocks");
+    for (x, y) in src.chunks_exact(32).zip(blocks) {
+        // SAFETY: 32 floats and 32 bytes; the CPU features as for every kernel here.
+        let (d, sum) = unsafe { quantize_32(x, &mut y.qs) };
+        y.d = F16Le::from_f32(d);
+        y.s = F16Le::from_f32(d * sum as f32);
+    }
+}
+
+/// An entry of this set: `base` (a scalar entry) with the x86 activation quantizer for its
+/// `vec_dot_type`, and the given dot products (or the base's).
+const fn avx2(
     base: MatKernels,
-    vec_dot: fn(&[u8], &[u8]) -> f32,
-    vec_dot_n: fn(&[u8], &[u8], usize, &mut [f32]),
+    dots: Option<(fn(&[u8], &[u8]) -> f32, fn(&[u8], &[u8], usize, &mut [f32]))>,
 ) -> MatKernels {
+    let quantize_act = match base.vec_dot_type {
+        GgmlType::Q8_0 => quantize_q8_0 as fn(&[f32], &mut [u8]),
+        GgmlType::Q8_1 => quantize_q8_1,
+        _ => base.quantize_act,
+    };
+    let (vec_dot, vec_dot_n) = match dots {
+        Some(d) => d,
+        None => (base.vec_dot, base.vec_dot_n),
+    };
     MatKernels {
+        quantize_act,
         vec_dot,
         vec_dot_n,
         ..base
     }
 }
 
-/// The types this set speeds up; the rest come from the scalar set.
-pub static TABLE: [MatKernels; 7] = [
-    with_dot(scalar::entry::<BlockQ4_0>(), vec_dot_q4_0, vec_dot_n_q4_0),
-    with_dot(scalar::entry::<BlockQ4_1>(), vec_dot_q4_1, vec_dot_n_q4_1),
-    with_dot(scalar::entry::<BlockQ5_0>(), vec_dot_q5_0, vec_dot_n_q5_0),
-    with_dot(scalar::entry::<BlockQ5_1>(), vec_dot_q5_1, vec_dot_n_q5_1),
-    with_dot(scalar::entry::<BlockQ8_0>(), vec_dot_q8_0, vec_dot_n_q8_0),
-    with_dot(scalar::entry::<BlockQ4K>(), vec_dot_q4_k, vec_dot_n_q4_k),
-    with_dot(scalar::entry::<BlockQ6K>(), vec_dot_q6_k, vec_dot_n_q6_k),
+/// Every weight type: the ones this set speeds up with its own dots, the rest with the scalar
+/// dots but this set's activation quantizers (ggml quantizes activations with the x86 code
+/// whatever the weight type).
+pub static TABLE: [MatKernels; 15] = [
+    avx2(scalar::entry::<f32>(), None),
+    avx2(scalar::entry::<F16Le>(), None),
+    avx2(scalar::entry::<Bf16Le>(), None),
+    avx2(
+        scalar::entry::<BlockQ4_0>(),
+        Some((vec_dot_q4_0, vec_dot_n_q4_0)),
+    ),
+    avx2(
+        scalar::entry::<BlockQ4_1>(),
+        Some((vec_dot_q4_1, vec_dot_n_q4_1)),
+    ),
+    avx2(
+        scalar::entry::<BlockQ5_0>(),
+        Some((vec_dot_q5_0, vec_dot_n_q5_0)),
+    ),
+    avx2(
+        scalar::entry::<BlockQ5_1>(),
+        Some((vec_dot_q5_1, vec_dot_n_q5_1)),
+    ),
+    avx2(
+        scalar::entry::<BlockQ8_0>(),
+        Some((vec_dot_q8_0, vec_dot_n_q8_0)),
+    ),
+    avx2(scalar::entry::<BlockQ2K>(), None),
+    avx2(scalar::entry::<BlockQ3K>(), None),
+    avx2(
+        scalar::entry::<BlockQ4K>(),
+        Some((vec_dot_q4_k, vec_dot_n_q4_k)),
+    ),
+    avx2(scalar::entry::<BlockQ5K>(), None),
+    avx2(
+        scalar::entry::<BlockQ6K>(),
+        Some((vec_dot_q6_k, vec_dot_n_q6_k)),
+    ),
+    avx2(scalar::entry::<BlockIq4Nl>(), None),
+    avx2(scalar::entry::<BlockIq4Xs>(), None),
 ];
