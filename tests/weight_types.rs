@@ -167,14 +167,15 @@ enum Bounds {
 
 /// Bounds for the quantized variants, which have only two prompts (so one flip weighs more than in
 /// the shared bounds) and one logits file each. Measured on an AVX2 machine against a llama.cpp
-/// build on the same machine, with hearth's scalar and AVX2 kernel sets (which differ only in the
-/// order of f32 additions): mean top-10 difference 0.15-0.37, largest 0.7-2.5 (Q2_K, whose
-/// 2-bit ffn_down makes the model the most sensitive), KL after the first prompt 2e-3-3.5e-2
-/// (Q4_0-based ones the highest), up to three argmax flips, all at margins below 0.45; F16 lands
-/// at 0.007 / 0.03 / 1.5e-6. The cause is not settled (llama.cpp's
-/// AVX2 activation quantizer and Q4_0 repacking versus hearth's scalar reference are the
-/// suspects); these bounds still fail a mis-read block or a wrong tensor, which move logits by
-/// whole units.
+/// build on the same machine. Since the AVX2 set quantizes activations with ggml's x86 rounding,
+/// Q8_0 lands exactly on llama.cpp's first-prompt distribution (KL 0) and Q5_0/Q5_1 below 1e-3;
+/// the Q4_0-based variants stay the farthest (KL 3.5e-2, four flips in 43 decisive steps for the
+/// untied one, all at margins below 0.25), because for batches llama.cpp multiplies Q4_0 through
+/// its repacked 8-row GEMM (`ggml_gemm_q4_0_8x8_q8_0`), which sums in another order. Across all
+/// variants and both kernel sets: mean top-10 difference 0.13-0.37, largest 0.6-2.5 (Q2_K, whose
+/// 2-bit ffn_down makes the model the most sensitive); F16 lands at 0.007 / 0.03 / 2e-6. These
+/// bounds still fail a mis-read block or a wrong tensor, which move logits by whole units: no
+/// flip where llama.cpp's margin is 0.5 or more, at most one flip per ten decisive steps.
 fn check_wide(a: &Agreement, what: &str) {
     eprintln!("{what} (wide bounds): {a:?}");
     let clear = a.argmax_mismatches.iter().filter(|&&m| m >= 0.5).count();
@@ -183,7 +184,7 @@ fn check_wide(a: &Agreement, what: &str) {
             && a.top10_max <= 3.0
             && a.kl_max <= 0.05
             && clear == 0
-            && a.argmax_mismatches.len() <= 3,
+            && a.argmax_mismatches.len() * 10 <= a.decisive_steps,
         "{what}: outside the wide bounds: {a:?}"
     );
 }

@@ -24,6 +24,12 @@ use std::sync::OnceLock;
 
 use hearth_quant::GgmlType;
 
+/// `vec_dot_n(weights, act, stride, out)`: see [`MatKernels::vec_dot_n`].
+pub type VecDotN = fn(weights: &[u8], act: &[u8], stride: usize, out: &mut [f32]);
+
+/// `gemm_f32(c, a, b, m, k, n)`: see [`VecKernels::gemm_f32`].
+pub type GemmF32 = fn(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize);
+
 /// The kernels for one weight type.
 #[derive(Clone, Copy, Debug)]
 pub struct MatKernels {
@@ -40,7 +46,7 @@ pub struct MatKernels {
     /// Dot products of one weight row with `out.len()` activation rows, row `i` starting at byte
     /// `i * stride` of `act` (each aligned to 16 bytes): the prompt path, which unpacks each
     /// weight block once for several tokens. Each result equals `vec_dot`'s bit for bit.
-    pub vec_dot_n: fn(weights: &[u8], act: &[u8], stride: usize, out: &mut [f32]),
+    pub vec_dot_n: VecDotN,
 }
 
 /// Vector operations on f32 and f16 rows (f16 values as their bit patterns).
@@ -48,7 +54,7 @@ pub struct MatKernels {
 pub struct VecKernels {
     /// `C[m×n] += A[m×k] · B[k×n]`, all row-major; each element is a chain of fused
     /// multiply-adds in `k` order starting from its old value (ggml's `simd_gemm`).
-    pub gemm_f32: fn(c: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize),
+    pub gemm_f32: GemmF32,
     /// `x[i] = exp(x[i] - max)` with ggml's vector `expf`, returning the sum of the results
     /// summed as `ggml_vec_soft_max_f32` sums them (groups of 8 in f32, the groups in f64).
     pub softmax_exp: fn(x: &mut [f32], max: f32) -> f64,

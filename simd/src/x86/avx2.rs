@@ -23,7 +23,7 @@ use hearth_quant::{
 };
 
 use crate::scalar;
-use crate::MatKernels;
+use crate::{MatKernels, VecDotN};
 
 /// The CPU features this set needs.
 pub fn detected() -> bool {
@@ -479,10 +479,10 @@ fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
 
 /// An entry of this set: `base` (a scalar entry) with the x86 activation quantizer for its
 /// `vec_dot_type`, and the given dot products (or the base's).
-const fn avx2(
-    base: MatKernels,
-    dots: Option<(fn(&[u8], &[u8]) -> f32, fn(&[u8], &[u8], usize, &mut [f32]))>,
-) -> MatKernels {
+/// A set's own dot products for one type: `vec_dot` and `vec_dot_n`.
+type Dots = (fn(&[u8], &[u8]) -> f32, VecDotN);
+
+const fn avx2(base: MatKernels, dots: Option<Dots>) -> MatKernels {
     let quantize_act = match base.vec_dot_type {
         GgmlType::Q8_0 => quantize_q8_0 as fn(&[f32], &mut [u8]),
         GgmlType::Q8_1 => quantize_q8_1,

@@ -311,8 +311,8 @@ unsafe fn scale_f16_avx2(y: &mut [u16], v: f32) {
             );
         }
     }
-    for i in np..y.len() {
-        y[i] = scalar_to_f16(scalar_f16(y[i]) * v);
+    for h in &mut y[np..] {
+        *h = scalar_to_f16(scalar_f16(*h) * v);
     }
 }
 
