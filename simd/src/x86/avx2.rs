@@ -38,6 +38,20 @@ fn f16_to_f32(h: F16Le) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h.to_bits()))))
 }
 
+/// The first two f16 fields of a block (`d` and whatever follows it: `m`, `s`, `dmin`, or the
+/// first quant bytes), widened. One zero-extending 32-bit load: a 16-bit load into a vector
+/// register becomes a merging `vpinsrw`, whose false dependency on an accumulator register
+/// serialised the block loops.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16x2<T: QuantBlock>(block: &T) -> (f32, f32) {
+    const { assert!(size_of::<T>() >= 4) };
+    // SAFETY: `block` is a reference to at least four bytes (checked above).
+    let bits = unsafe { std::ptr::read_unaligned((block as *const T).cast::<i32>()) };
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
 /// Sum of the eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -98,12 +112,12 @@ fn q4_0_q8_0<const N: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
     let y = y.map(|y| &y[..x.len()]);
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, x) in x.iter().enumerate() {
-        let dx = f16_to_f32(x.d);
+        let (dx, _) = f16x2(x);
         // SAFETY: qs is 16 bytes long.
         let q = _mm256_sub_epi8(unsafe { nibbles_32(x.qs.as_ptr()) }, _mm256_set1_epi8(8));
         for c in 0..N {
             let y = &y[c][i];
-            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
+            let d = _mm256_set1_ps(dx * f16x2(y).0);
             // SAFETY: qs is 32 bytes long.
             let a = unsafe { load32(y.qs.as_ptr()) };
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
@@ -122,13 +136,14 @@ fn q4_1_q8_1<const N: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; N]) -> [f32; N] 
     let mut acc = [_mm256_setzero_ps(); N];
     let mut mins = [0.0f32; N];
     for (i, x) in x.iter().enumerate() {
-        let (dx, mx) = (f16_to_f32(x.d), f16_to_f32(x.m));
+        let (dx, mx) = f16x2(x);
         // SAFETY: qs is 16 bytes long.
         let q = unsafe { nibbles_32(x.qs.as_ptr()) };
         for c in 0..N {
             let y = &y[c][i];
-            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
-            mins[c] += mx * f16_to_f32(y.s);
+            let (dy, sy) = f16x2(y);
+            let d = _mm256_set1_ps(dx * dy);
+            mins[c] = mx.mul_add(sy, mins[c]);
             // SAFETY: qs is 32 bytes long.
             let a = unsafe { load32(y.qs.as_ptr()) };
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc[c]);
@@ -166,7 +181,7 @@ fn q5_0_q8_0<const N: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
     let y = y.map(|y| &y[..x.len()]);
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, x) in x.iter().enumerate() {
-        let dx = f16_to_f32(x.d);
+        let (dx, _) = f16x2(x);
         // SAFETY: qs is 16 bytes long.
         let q = unsafe { nibbles_32(x.qs.as_ptr()) };
         // q - 16 with q = nibble + 16 * bit: set the high nibble to 0xF where the bit is clear.
@@ -174,7 +189,7 @@ fn q5_0_q8_0<const N: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
         let q = _mm256_or_si256(q, high);
         for c in 0..N {
             let y = &y[c][i];
-            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
+            let d = _mm256_set1_ps(dx * f16x2(y).0);
             // SAFETY: qs is 32 bytes long.
             let a = unsafe { load32(y.qs.as_ptr()) };
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
@@ -193,15 +208,16 @@ fn q5_1_q8_1<const N: usize>(x: &[BlockQ5_1], y: [&[BlockQ8_1]; N]) -> [f32; N] 
     let mut acc = [_mm256_setzero_ps(); N];
     let mut mins = [0.0f32; N];
     for (i, x) in x.iter().enumerate() {
-        let (dx, mx) = (f16_to_f32(x.d), f16_to_f32(x.m));
+        let (dx, mx) = f16x2(x);
         // SAFETY: qs is 16 bytes long.
         let q = unsafe { nibbles_32(x.qs.as_ptr()) };
         let high = _mm256_and_si256(bits_to_bytes(x.qh), _mm256_set1_epi8(0x10));
         let q = _mm256_or_si256(q, high);
         for c in 0..N {
             let y = &y[c][i];
-            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
-            mins[c] += mx * f16_to_f32(y.s);
+            let (dy, sy) = f16x2(y);
+            let d = _mm256_set1_ps(dx * dy);
+            mins[c] = mx.mul_add(sy, mins[c]);
             // SAFETY: qs is 32 bytes long.
             let a = unsafe { load32(y.qs.as_ptr()) };
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(q, a)), acc[c]);
@@ -219,12 +235,12 @@ fn q8_0_q8_0<const N: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
     let y = y.map(|y| &y[..x.len()]);
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, x) in x.iter().enumerate() {
-        let dx = f16_to_f32(x.d);
+        let (dx, _) = f16x2(x);
         // SAFETY: qs is 32 bytes long.
         let q = unsafe { load32(x.qs.as_ptr()) };
         for c in 0..N {
             let y = &y[c][i];
-            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
+            let d = _mm256_set1_ps(dx * f16x2(y).0);
             // SAFETY: qs is 32 bytes long.
             let a = unsafe { load32(y.qs.as_ptr()) };
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
@@ -250,7 +266,7 @@ fn q4_k_q8_k<const N: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; N]) -> [f32; N] {
             sc[j] = i16::from(s);
             mn[j] = i32::from(m);
         }
-        let (dx, dmin) = (f16_to_f32(x.d), f16_to_f32(x.dmin));
+        let (dx, dmin) = f16x2(x);
         let mut q_lo = [_mm256_setzero_si256(); 4];
         let mut q_hi = [_mm256_setzero_si256(); 4];
         for j in 0..4 {
