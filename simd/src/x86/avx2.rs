@@ -32,23 +32,46 @@ pub fn detected() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
+/// One f16 widened. Written as `vmovd` from a general register (which zeroes the rest of the
+/// vector) and `vcvtph2ps`: left to itself, LLVM loads the 16 bits with a merging `vpinsrw` into
+/// whichever vector register is free, often a loop's accumulator, and the false dependency
+/// serialises the block loop.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn f16_to_f32(h: F16Le) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h.to_bits()))))
+    let out: f32;
+    // SAFETY: two register-only instructions of AVX and F16C, which this set requires.
+    unsafe {
+        std::arch::asm!(
+            "vmovd {x}, {b:e}",
+            "vcvtph2ps {x}, {x}",
+            b = in(reg) u32::from(h.to_bits()),
+            x = out(xmm_reg) out,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
 }
 
-/// The first two f16 fields of a block (`d` and whatever follows it: `m`, `s`, `dmin`, or the
-/// first quant bytes), widened. One zero-extending 32-bit load: a 16-bit load into a vector
-/// register becomes a merging `vpinsrw`, whose false dependency on an accumulator register
-/// serialised the block loops.
+/// The first two f16 fields of a block (`d` and the `m`, `s` or `dmin` after it), widened from
+/// one 32-bit load, with the same care as [`f16_to_f32`].
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn f16x2<T: QuantBlock>(block: &T) -> (f32, f32) {
     const { assert!(size_of::<T>() >= 4) };
     // SAFETY: `block` is a reference to at least four bytes (checked above).
-    let bits = unsafe { std::ptr::read_unaligned((block as *const T).cast::<i32>()) };
-    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+    let bits = unsafe { std::ptr::read_unaligned((block as *const T).cast::<u32>()) };
+    let v: __m128;
+    // SAFETY: two register-only instructions of AVX and F16C, which this set requires.
+    unsafe {
+        std::arch::asm!(
+            "vmovd {x}, {b:e}",
+            "vcvtph2ps {x}, {x}",
+            b = in(reg) bits,
+            x = out(xmm_reg) v,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
     (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
 }
 
@@ -112,12 +135,12 @@ fn q4_0_q8_0<const N: usize>(x: &[BlockQ4_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
     let y = y.map(|y| &y[..x.len()]);
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, x) in x.iter().enumerate() {
-        let (dx, _) = f16x2(x);
+        let dx = f16_to_f32(x.d);
         // SAFETY: qs is 16 bytes long.
         let q = _mm256_sub_epi8(unsafe { nibbles_32(x.qs.as_ptr()) }, _mm256_set1_epi8(8));
         for c in 0..N {
             let y = &y[c][i];
-            let d = _mm256_set1_ps(dx * f16x2(y).0);
+            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
             // SAFETY: qs is 32 bytes long.
             let a = unsafe { load32(y.qs.as_ptr()) };
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
@@ -181,7 +204,7 @@ fn q5_0_q8_0<const N: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
     let y = y.map(|y| &y[..x.len()]);
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, x) in x.iter().enumerate() {
-        let (dx, _) = f16x2(x);
+        let dx = f16_to_f32(x.d);
         // SAFETY: qs is 16 bytes long.
         let q = unsafe { nibbles_32(x.qs.as_ptr()) };
         // q - 16 with q = nibble + 16 * bit: set the high nibble to 0xF where the bit is clear.
@@ -189,7 +212,7 @@ fn q5_0_q8_0<const N: usize>(x: &[BlockQ5_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
         let q = _mm256_or_si256(q, high);
         for c in 0..N {
             let y = &y[c][i];
-            let d = _mm256_set1_ps(dx * f16x2(y).0);
+            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
             // SAFETY: qs is 32 bytes long.
             let a = unsafe { load32(y.qs.as_ptr()) };
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
@@ -235,12 +258,12 @@ fn q8_0_q8_0<const N: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
     let y = y.map(|y| &y[..x.len()]);
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, x) in x.iter().enumerate() {
-        let (dx, _) = f16x2(x);
+        let dx = f16_to_f32(x.d);
         // SAFETY: qs is 32 bytes long.
         let q = unsafe { load32(x.qs.as_ptr()) };
         for c in 0..N {
             let y = &y[c][i];
-            let d = _mm256_set1_ps(dx * f16x2(y).0);
+            let d = _mm256_set1_ps(dx * f16_to_f32(y.d));
             // SAFETY: qs is 32 bytes long.
             let a = unsafe { load32(y.qs.as_ptr()) };
             acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c]);
