@@ -16,7 +16,14 @@ use crate::{
 /// which equals `round_ties_even` for |x| < 2^22 (ggml asserts that range); outside it we
 /// saturate instead of returning garbage.
 pub fn nearest_int(x: f32) -> i32 {
-    x.round_ties_even() as i32
+    if x.abs() < 4_194_304.0 {
+        // ggml's trick, which the compiler keeps inline (`round_ties_even` is a libm call
+        // without SSE4.1, a tenth of a Q8_K quantization's time).
+        let v = x + 12_582_912.0;
+        (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+    } else {
+        x.round_ties_even() as i32
+    }
 }
 
 /// ggml's `MAX(a, b)` macro: `a > b ? a : b` (so a NaN `b` wins, unlike `f32::max`).
@@ -264,6 +271,18 @@ mod tests {
         assert_eq!(nearest_int(-1.5), -2);
         assert_eq!(nearest_int(-2.4999998), -2);
         assert_eq!(nearest_int(4194303.0), 4194303);
+        assert_eq!(nearest_int(1e10), i32::MAX);
+        assert_eq!(nearest_int(-1e10), i32::MIN);
+        assert_eq!(nearest_int(f32::NAN), 0);
+        // The fast path is round_ties_even wherever it applies.
+        let mut bits = 0x3f00_0000u32;
+        for _ in 0..200_000 {
+            bits = bits.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let x = f32::from_bits(bits & 0x4a7f_ffff | bits & 0x8000_0000);
+            if x.is_finite() {
+                assert_eq!(nearest_int(x), x.round_ties_even() as i32, "{x}");
+            }
+        }
     }
 
     #[test]
