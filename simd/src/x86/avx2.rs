@@ -296,20 +296,56 @@ fn q8_0_q8_0<const N: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
     out
 }
 
+/// The 8 six-bit scales (bytes 0..8) and 8 six-bit mins (bytes 8..16) of a Q4_K/Q5_K block,
+/// unpacked from its 12 packed bytes as ggml's x86 code does (`utmp` and the three masks).
+#[inline]
+fn k4_scales_mins(packed: &[u8; 12]) -> [u32; 4] {
+    const KMASK1: u32 = 0x3f3f_3f3f;
+    const KMASK2: u32 = 0x0f0f_0f0f;
+    const KMASK3: u32 = 0x0303_0303;
+    let w = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (u0, u1, u2) = (w(0), w(1), w(2));
+    [
+        u0 & KMASK1,
+        (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4),
+        u1 & KMASK1,
+        ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4),
+    ]
+}
+
+/// Q4_K as ggml's AVX2 `ggml_vec_dot_q4_K_q8_K`: the scale part in eight i32 lanes per block,
+/// the min part in four f32 lanes (`mins · pairwise bsums`, times `-dy·dmin`), added at the end.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q4_k_q8_k<const N: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     let y = row_ptrs(y, x.len());
     let mut acc = [_mm256_setzero_ps(); N];
-    let mut mins_acc = [0.0f32; N];
+    let mut acc_m = [_mm_setzero_ps(); N];
     let low = _mm256_set1_epi8(0x0f);
     for (i, x) in x.iter().enumerate() {
-        let (mut sc, mut mn) = ([0i16; 8], [0i32; 8]);
-        for j in 0..8 {
-            let (s, m) = hearth_quant::scale_min_k4(j, &x.scales);
-            sc[j] = i16::from(s);
-            mn[j] = i32::from(m);
-        }
-        let (dx, dmin) = f16x2(x);
+        let u = k4_scales_mins(&x.scales);
+        let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+            u[3] as i32,
+            u[2] as i32,
+            u[1] as i32,
+            u[0] as i32,
+        ));
+        let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+        let sc = u[0].to_le_bytes().into_iter().chain(u[1].to_le_bytes());
+        let sc: [i16; 8] = {
+            let mut a = [0i16; 8];
+            for (d, s) in a.iter_mut().zip(sc) {
+                *d = i16::from(s);
+            }
+            a
+        };
+        let (dx, dmin_x) = f16x2(x);
         let mut q_lo = [_mm256_setzero_si256(); 4];
         let mut q_hi = [_mm256_setzero_si256(); 4];
         for j in 0..4 {
@@ -321,9 +357,15 @@ fn q4_k_q8_k<const N: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; N]) -> [f32; N] {
         for c in 0..N {
             // SAFETY: row c holds x.len() > i blocks (`row_ptrs`).
             let y = unsafe { &*y[c].add(i) };
-            let summ: i32 = (0..8)
-                .map(|j| mn[j] * (i32::from(y.bsums[2 * j]) + i32::from(y.bsums[2 * j + 1])))
-                .sum();
+            // SAFETY: bsums is 16 i16 (32 bytes).
+            let q8sums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+            let q8s = _mm_hadd_epi16(
+                _mm256_castsi256_si128(q8sums),
+                _mm256_extracti128_si256(q8sums, 1),
+            );
+            let prod = _mm_madd_epi16(mins, q8s);
+            let dmin = -y.d * dmin_x;
+            acc_m[c] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[c]);
             let mut sumi = _mm256_setzero_si256();
             for j in 0..4 {
                 // SAFETY: 64 bytes of y.qs at 64 * j (qs is 256 long).
@@ -339,14 +381,15 @@ fn q4_k_q8_k<const N: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; N]) -> [f32; N] {
                 let p_hi = _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc[2 * j + 1]));
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
             }
-            let d = dx * y.d;
+            let d = y.d * dx;
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
-            mins_acc[c] += dmin * y.d * summ as f32;
         }
     }
     let mut out = [0f32; N];
     for c in 0..N {
-        out[c] = hsum(acc[c]) - mins_acc[c];
+        let m = _mm_add_ps(acc_m[c], _mm_movehl_ps(acc_m[c], acc_m[c]));
+        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[c] = hsum(acc[c]) + _mm_cvtss_f32(m);
     }
     out
 }
