@@ -394,6 +394,91 @@ fn q4_k_q8_k<const N: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     out
 }
 
+/// Q5_K as ggml's AVX2 `ggml_vec_dot_q5_K_q8_K`: Q4_K's scale part with the fifth bit of each
+/// quant from `qh`, and the min part summed to one integer per block and added in f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q5_k_q8_k<const N: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; N]) -> [f32; N] {
+    let y = row_ptrs(y, x.len());
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut summs = [0f32; N];
+    let low = _mm256_set1_epi8(0x0f);
+    let one = _mm256_set1_epi8(1);
+    for (i, x) in x.iter().enumerate() {
+        let u = k4_scales_mins(&x.scales);
+        let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+            u[3] as i32,
+            u[2] as i32,
+            u[1] as i32,
+            u[0] as i32,
+        ));
+        let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+        let mut sc = [0i16; 8];
+        for (d, s) in sc
+            .iter_mut()
+            .zip(u[0].to_le_bytes().into_iter().chain(u[1].to_le_bytes()))
+        {
+            *d = i16::from(s);
+        }
+        let (dx, dmin_x) = f16x2(x);
+        // SAFETY: qh is 32 bytes long.
+        let hbits = unsafe { _mm256_loadu_si256(x.qh.as_ptr().cast()) };
+        let mut q = [_mm256_setzero_si256(); 8];
+        for j in 0..4 {
+            // SAFETY: 32 bytes of qs at 32 * j (qs is 128 long).
+            let bits = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * j).cast()) };
+            let high = |bit: usize| {
+                let h = _mm256_srl_epi16(hbits, _mm_cvtsi32_si128(bit as i32));
+                _mm256_slli_epi16::<4>(_mm256_and_si256(h, one))
+            };
+            q[2 * j] = _mm256_add_epi8(_mm256_and_si256(bits, low), high(2 * j));
+            q[2 * j + 1] = _mm256_add_epi8(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(bits), low),
+                high(2 * j + 1),
+            );
+        }
+        for c in 0..N {
+            // SAFETY: row c holds x.len() > i blocks (`row_ptrs`).
+            let y = unsafe { &*y[c].add(i) };
+            // SAFETY: bsums is 16 i16 (32 bytes).
+            let q8sums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+            let q8s = _mm_hadd_epi16(
+                _mm256_castsi256_si128(q8sums),
+                _mm256_extracti128_si256(q8sums, 1),
+            );
+            let prod = _mm_madd_epi16(mins, q8s);
+            let zero = _mm_setzero_si128();
+            let hs = _mm_cvtsi128_si32(_mm_hadd_epi32(_mm_hadd_epi32(prod, zero), zero));
+            summs[c] = (-y.d * dmin_x).mul_add(hs as f32, summs[c]);
+            let mut sumi = _mm256_setzero_si256();
+            for j in 0..4 {
+                // SAFETY: 64 bytes of y.qs at 64 * j (qs is 256 long).
+                let (a0, a1) = unsafe {
+                    (
+                        load32(y.qs.as_ptr().add(64 * j)),
+                        load32(y.qs.as_ptr().add(64 * j + 32)),
+                    )
+                };
+                let p0 = _mm256_madd_epi16(
+                    _mm256_set1_epi16(sc[2 * j]),
+                    _mm256_maddubs_epi16(q[2 * j], a0),
+                );
+                let p1 = _mm256_madd_epi16(
+                    _mm256_set1_epi16(sc[2 * j + 1]),
+                    _mm256_maddubs_epi16(q[2 * j + 1], a1),
+                );
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            }
+            let d = y.d * dx;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]) + summs[c];
+    }
+    out
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q6_k_q8_k<const N: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     let y = row_ptrs(y, x.len());
@@ -513,6 +598,7 @@ entry!(vec_dot_q5_0, vec_dot_n_q5_0, BlockQ5_0, q5_0_q8_0);
 entry!(vec_dot_q5_1, vec_dot_n_q5_1, BlockQ5_1, q5_1_q8_1);
 entry!(vec_dot_q8_0, vec_dot_n_q8_0, BlockQ8_0, q8_0_q8_0);
 entry!(vec_dot_q4_k, vec_dot_n_q4_k, BlockQ4K, q4_k_q8_k);
+entry!(vec_dot_q5_k, vec_dot_n_q5_k, BlockQ5K, q5_k_q8_k);
 entry!(vec_dot_q6_k, vec_dot_n_q6_k, BlockQ6K, q6_k_q8_k);
 
 /// 32 activations → 32 signed bytes with ggml's x86 `quantize_row_q8_0`/`q8_1` arithmetic:
@@ -637,7 +723,10 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<BlockQ4K>(),
         Some((vec_dot_q4_k, vec_dot_n_q4_k)),
     ),
-    avx2(scalar::entry::<BlockQ5K>(), None),
+    avx2(
+        scalar::entry::<BlockQ5K>(),
+        Some((vec_dot_q5_k, vec_dot_n_q5_k)),
+    ),
     avx2(
         scalar::entry::<BlockQ6K>(),
         Some((vec_dot_q6_k, vec_dot_n_q6_k)),
