@@ -114,6 +114,13 @@ unsafe fn nibbles_32(p: *const u8) -> __m256i {
     _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
 }
 
+/// Sixteen i16 lanes of pairwise sums of `x * y` for signed bytes (ggml's `mul_add_epi8`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mul_add_i8(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
 /// Eight i32 lanes holding the pairwise sums of `x * y` for signed bytes (x, y > -128 or x = -128
 /// with |y| ≤ 127, which every activation satisfies).
 #[inline]
@@ -479,6 +486,122 @@ fn q5_k_q8_k<const N: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     out
 }
 
+/// IQ4 nibbles → codebook values (ggml's `kvalues_iq4nl`), low nibbles in the low 128 bits.
+///
+/// # Safety
+/// `p` must point at 16 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq4_values(p: *const u8) -> __m256i {
+    // SAFETY: the codebook is 16 bytes; `p` by the caller's contract.
+    let (book, bits) = unsafe {
+        (
+            _mm_loadu_si128(hearth_quant::KVALUES_IQ4NL.as_ptr().cast()),
+            _mm_loadu_si128(p.cast()),
+        )
+    };
+    let m4 = _mm_set1_epi8(0x0f);
+    _mm256_set_m128i(
+        _mm_shuffle_epi8(book, _mm_and_si128(_mm_srli_epi16::<4>(bits), m4)),
+        _mm_shuffle_epi8(book, _mm_and_si128(bits, m4)),
+    )
+}
+
+/// IQ4_NL as ggml's AVX2 `ggml_vec_dot_iq4_nl_q8_0`: even and odd blocks in two accumulators,
+/// added at the end; an odd last block in scalar code.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn iq4_nl_q8_0<const N: usize>(x: &[BlockIq4Nl], y: [&[BlockQ8_0]; N]) -> [f32; N] {
+    let y = row_ptrs(y, x.len());
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    let pairs = x.len() / 2 * 2;
+    for (i, xb) in x[..pairs].iter().enumerate() {
+        // SAFETY: qs is 16 bytes long.
+        let q = unsafe { iq4_values(xb.qs.as_ptr()) };
+        let dx = f16_to_f32(xb.d);
+        for c in 0..N {
+            // SAFETY: row c holds x.len() > i blocks (`row_ptrs`).
+            let y = unsafe { &*y[c].add(i) };
+            // SAFETY: qs is 32 bytes long.
+            let a = unsafe { load32(y.qs.as_ptr()) };
+            let d = _mm256_set1_ps(f16_to_f32(y.d) * dx);
+            acc[c][i % 2] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, a)), acc[c][i % 2]);
+        }
+    }
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(_mm256_add_ps(acc[c][0], acc[c][1]));
+        if let Some(xb) = x.get(pairs) {
+            // SAFETY: row c holds x.len() > pairs blocks (`row_ptrs`).
+            let y = unsafe { &*y[c].add(pairs) };
+            let (mut s1, mut s2) = (0i32, 0i32);
+            for j in 0..16 {
+                let q = xb.qs[j];
+                s1 += i32::from(y.qs[j])
+                    * i32::from(hearth_quant::KVALUES_IQ4NL[usize::from(q & 0xf)]);
+                s2 += i32::from(y.qs[j + 16])
+                    * i32::from(hearth_quant::KVALUES_IQ4NL[usize::from(q >> 4)]);
+            }
+            let d = f16_to_f32(y.d) * f16_to_f32(xb.d);
+            out[c] = d.mul_add((s1 + s2) as f32, out[c]);
+        }
+    }
+    out
+}
+
+/// IQ4_XS as ggml's AVX2 `ggml_vec_dot_iq4_xs_q8_K`: per super-block, the 32-value sub-blocks'
+/// products scaled by their six-bit scales in two i32 accumulators, then one f32 multiply-add.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn iq4_xs_q8_k<const N: usize>(x: &[BlockIq4Xs], y: [&[BlockQ8K]; N]) -> [f32; N] {
+    let y = row_ptrs(y, x.len());
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, xb) in x.iter().enumerate() {
+        let mut q = [_mm256_setzero_si256(); 8];
+        let mut ls = [0i16; 8];
+        let mut sh = u16::from_le_bytes(xb.scales_h);
+        for ib in (0..8).step_by(2) {
+            // SAFETY: 16 bytes of qs at 16 * ib (qs is 128 long).
+            q[ib] = unsafe { iq4_values(xb.qs.as_ptr().add(16 * ib)) };
+            // SAFETY: as above, at 16 * (ib + 1).
+            q[ib + 1] = unsafe { iq4_values(xb.qs.as_ptr().add(16 * (ib + 1))) };
+            let l = xb.scales_l[ib / 2];
+            ls[ib] = (i16::from(l & 0xf) | ((sh << 4) & 0x30) as i16) - 32;
+            ls[ib + 1] = (i16::from(l >> 4) | ((sh << 2) & 0x30) as i16) - 32;
+            sh >>= 4;
+        }
+        let dx = f16_to_f32(xb.d);
+        for c in 0..N {
+            // SAFETY: row c holds x.len() > i blocks (`row_ptrs`).
+            let y = unsafe { &*y[c].add(i) };
+            let (mut sumi1, mut sumi2) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for ib in (0..8).step_by(2) {
+                // SAFETY: 64 bytes of y.qs at 32 * ib (qs is 256 long).
+                let (a1, a2) = unsafe {
+                    (
+                        load32(y.qs.as_ptr().add(32 * ib)),
+                        load32(y.qs.as_ptr().add(32 * ib + 32)),
+                    )
+                };
+                let p1 = _mm256_madd_epi16(mul_add_i8(q[ib], a1), _mm256_set1_epi16(ls[ib]));
+                let p2 =
+                    _mm256_madd_epi16(mul_add_i8(q[ib + 1], a2), _mm256_set1_epi16(ls[ib + 1]));
+                sumi1 = _mm256_add_epi32(p1, sumi1);
+                sumi2 = _mm256_add_epi32(p2, sumi2);
+            }
+            let d = _mm256_set1_ps(dx * y.d);
+            acc[c] = _mm256_fmadd_ps(
+                d,
+                _mm256_cvtepi32_ps(_mm256_add_epi32(sumi1, sumi2)),
+                acc[c],
+            );
+        }
+    }
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]);
+    }
+    out
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q6_k_q8_k<const N: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     let y = row_ptrs(y, x.len());
@@ -600,6 +723,8 @@ entry!(vec_dot_q8_0, vec_dot_n_q8_0, BlockQ8_0, q8_0_q8_0);
 entry!(vec_dot_q4_k, vec_dot_n_q4_k, BlockQ4K, q4_k_q8_k);
 entry!(vec_dot_q5_k, vec_dot_n_q5_k, BlockQ5K, q5_k_q8_k);
 entry!(vec_dot_q6_k, vec_dot_n_q6_k, BlockQ6K, q6_k_q8_k);
+entry!(vec_dot_iq4_nl, vec_dot_n_iq4_nl, BlockIq4Nl, iq4_nl_q8_0);
+entry!(vec_dot_iq4_xs, vec_dot_n_iq4_xs, BlockIq4Xs, iq4_xs_q8_k);
 
 /// 32 activations → 32 signed bytes with ggml's x86 `quantize_row_q8_0`/`q8_1` arithmetic:
 /// `d = amax / 127`, the values multiplied by `127 / amax` (not by `1 / d`, as the portable
@@ -731,6 +856,12 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<BlockQ6K>(),
         Some((vec_dot_q6_k, vec_dot_n_q6_k)),
     ),
-    avx2(scalar::entry::<BlockIq4Nl>(), None),
-    avx2(scalar::entry::<BlockIq4Xs>(), None),
+    avx2(
+        scalar::entry::<BlockIq4Nl>(),
+        Some((vec_dot_iq4_nl, vec_dot_n_iq4_nl)),
+    ),
+    avx2(
+        scalar::entry::<BlockIq4Xs>(),
+        Some((vec_dot_iq4_xs, vec_dot_n_iq4_xs)),
+    ),
 ];
