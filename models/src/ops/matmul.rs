@@ -91,7 +91,8 @@ pub fn matmul(
     let act = &*act;
     let rb = w.row_bytes();
     const ROWS_PER_TASK: usize = 16;
-    let tokens_per_pass = (L1_BYTES / stride).clamp(4, 64);
+    // A multiple of 8 so the kernels' column tiles (4 tokens) leave no remainder but the last.
+    let tokens_per_pass = (L1_BYTES / stride / 8 * 8).clamp(8, 64);
     if n == 1 {
         out.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
@@ -126,10 +127,20 @@ pub fn matmul(
                 }
             }
         });
-    for (r, row) in scratch.tmp.chunks_exact(n).enumerate() {
-        for (t, &v) in row.iter().enumerate() {
-            out[t * w.rows + r] = v;
-        }
-    }
+    // Transpose in parallel, a few tokens per task: each weight row's run of values for those
+    // tokens is read contiguously.
+    const TOKENS_PER_TRANSPOSE: usize = 16;
+    let tmp = &scratch.tmp;
+    out.par_chunks_mut(w.rows * TOKENS_PER_TRANSPOSE)
+        .enumerate()
+        .for_each(|(b, dst)| {
+            let t0 = b * TOKENS_PER_TRANSPOSE;
+            let tokens = dst.len() / w.rows;
+            for (r, src) in tmp.chunks_exact(n).enumerate() {
+                for (i, &v) in src[t0..t0 + tokens].iter().enumerate() {
+                    dst[i * w.rows + r] = v;
+                }
+            }
+        });
     Ok(())
 }
