@@ -228,6 +228,7 @@ impl Model {
             shape,
             pos0,
             &mut s.att,
+            &mut s.att_tmp,
         );
         matmul(&self.view(layer.wo), &s.att, n, &mut s.h, &mut s.mm)?;
         add_in_place(&mut s.x, &s.h);
@@ -275,6 +276,8 @@ pub struct Scratch {
     k: Vec<f32>,
     v: Vec<f32>,
     att: Vec<f32>,
+    /// Attention's own scratch (split partials, tiled head-major output).
+    att_tmp: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
     rope: Vec<f32>,

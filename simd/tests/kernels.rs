@@ -125,11 +125,10 @@ fn x86_q8_block(x: &[f32]) -> (f32, Vec<i8>) {
 /// A set's activation rows: Q8_0/Q8_1 with the arithmetic of ggml's code for that CPU family (x86:
 /// [`x86_q8_block`]), within one step of the portable reference; every other type identical to it.
 fn check_activations(name: &str, ty: GgmlType, x: &[f32], a_ref: &[u8], a_fast: &[u8]) {
-    let bytes = match ty {
-        GgmlType::Q8_0 => 34,
-        GgmlType::Q8_1 => 36,
-        _ => return assert_eq!(a_ref, a_fast, "{name}: {ty} activation quantization"),
-    };
+    if !matches!(ty, GgmlType::Q8_0 | GgmlType::Q8_1) {
+        return assert_eq!(a_ref, a_fast, "{name}: {ty} activation quantization");
+    }
+    let bytes = ty.block_bytes();
     let qs = bytes - 32;
     for ((xb, rb), fb) in x
         .chunks(32)

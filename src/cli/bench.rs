@@ -111,21 +111,12 @@ fn time_prompt(engine: &Engine, s: &mut Session, tokens: &[u32]) -> anyhow::Resu
 
 fn time_gen(engine: &Engine, s: &mut Session, first: u32, n: usize) -> anyhow::Result<f64> {
     s.cache.clear();
-    let n_vocab = engine.model.hp.n_vocab;
     let start = Instant::now();
     let mut token = first;
     for _ in 0..n {
         let logits = engine.eval(s, &[token], Logits::Last)?;
         // Feed back the argmax so the work depends on the result, as real generation does.
-        token = logits
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |b, (i, &l)| if l > b.1 { (i, l) } else { b },
-            )
-            .0 as u32;
-        debug_assert!((token as usize) < n_vocab);
+        token = crate::sampler::greedy(logits);
     }
     Ok(start.elapsed().as_secs_f64())
 }

@@ -115,7 +115,8 @@ fn padded_kv(n_kv: usize) -> usize {
 /// `q` holds `n_tokens` rows of `q_dim`; the cache rows for positions `0..pos0 + n_tokens` must
 /// already be written. `out` has the shape of `q`. A Q8_0 cache needs `head_dim` a multiple of 32
 /// (see `KvCache::check`). The split path cuts the positions into one chunk per thread of the
-/// current rayon pool, as ggml does per thread of its own.
+/// current rayon pool, as ggml does per thread of its own. `scratch` holds the split path's
+/// partial results and the tiled path's head-major output between calls.
 pub fn attention(
     q: &[f32],
     keys: &Rows,
@@ -123,6 +124,7 @@ pub fn attention(
     shape: AttnShape,
     pos0: usize,
     out: &mut [f32],
+    scratch: &mut Vec<f32>,
 ) {
     let hd = shape.head_dim;
     if matches!(keys, Rows::Q8_0 { .. }) || matches!(values, Rows::Q8_0 { .. }) {
@@ -133,11 +135,19 @@ pub fn attention(
         (keys, values),
         (Rows::F16(_), Rows::F16(_)) | (Rows::F32(_), Rows::F32(_))
     );
-    let vec = hearth_simd::vec_kernels();
+    let c = Call {
+        keys,
+        values,
+        shape,
+        pos0,
+        scale: 1.0 / (hd as f32).sqrt(),
+        vec: hearth_simd::vec_kernels(),
+        q8: matches!(keys, Rows::Q8_0 { .. }).then(q8_0_kernels),
+    };
     if floats && n_tokens >= TILE_Q {
-        tiled(q, keys, values, shape, pos0, out, vec);
+        tiled(&c, q, out, scratch);
     } else if floats && n_tokens == 1 && padded_kv(pos0 + 1) >= SPLIT_MIN_KV {
-        split(q, keys, values, shape, pos0, out, vec);
+        split(&c, q, out, scratch);
     } else {
         out.par_chunks_mut(hd)
             .zip(q.par_chunks(hd))
@@ -148,7 +158,7 @@ pub fn attention(
                     let (t, h) = (idx / shape.n_head, idx % shape.n_head);
                     let kv_off = (h / (shape.n_head / shape.n_head_kv)) * hd;
                     let n_kv = pos0 + t + 1;
-                    let (_, sum) = one_chunk(q_h, keys, values, shape, kv_off, 0..n_kv, w, vec);
+                    let (_, sum) = one_chunk(&c, q_h, kv_off, 0..n_kv, w);
                     let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
                     for (o, a) in out_h.iter_mut().zip(&w.acc32) {
                         *o = a * inv;
@@ -161,22 +171,38 @@ pub fn attention(
     }
 }
 
+/// What every (token, head) of one attention call shares.
+struct Call<'a> {
+    keys: &'a Rows,
+    values: &'a Rows,
+    shape: AttnShape,
+    pos0: usize,
+    /// `1/sqrt(head_dim)`.
+    scale: f32,
+    vec: &'static VecKernels,
+    /// The Q8_0·Q8_0 kernels, for a Q8_0 key cache.
+    q8: Option<&'static MatKernels>,
+}
+
 /// ggml's `one_chunk` for one (token, head) over the positions `range`: leaves the unnormalised
 /// value sum in `w.acc32` and returns the running maximum and the sum of weights.
-#[allow(clippy::too_many_arguments)]
 fn one_chunk(
+    c: &Call,
     q_h: &[f32],
-    keys: &Rows,
-    values: &Rows,
-    shape: AttnShape,
     kv_off: usize,
     range: std::ops::Range<usize>,
     w: &mut Work,
-    vec: &VecKernels,
 ) -> (f32, f32) {
+    let Call {
+        keys,
+        values,
+        shape,
+        scale,
+        vec,
+        q8,
+        ..
+    } = *c;
     let hd = shape.head_dim;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let q8 = matches!(keys, Rows::Q8_0 { .. }).then(q8_0_kernels);
     match (q8, keys) {
         (Some(k), _) => {
             w.qh.copy_from_slice(q_h);
@@ -246,31 +272,25 @@ fn one_chunk(
 
 /// ggml's split-KV path for one token: one chunk of positions per thread, each chunk through
 /// [`one_chunk`], the partial results merged in chunk order in f32.
-fn split(
-    q: &[f32],
-    keys: &Rows,
-    values: &Rows,
-    shape: AttnShape,
-    pos0: usize,
-    out: &mut [f32],
-    vec: &VecKernels,
-) {
+fn split(c: &Call, q: &[f32], out: &mut [f32], partials: &mut Vec<f32>) {
+    let shape = c.shape;
     let hd = shape.head_dim;
-    let n_kv = pos0 + 1;
+    let n_kv = c.pos0 + 1;
     let nth = rayon::current_num_threads().max(1);
     let chunk = padded_kv(n_kv).div_ceil(nth);
     let n_chunks = n_kv.div_ceil(chunk);
     let group = shape.n_head / shape.n_head_kv;
     // Per (head, chunk): the maximum, the weight sum, the value sum.
     let stride = 2 + hd;
-    let mut partials = vec![0f32; shape.n_head * n_chunks * stride];
+    partials.clear();
+    partials.resize(shape.n_head * n_chunks * stride, 0.0);
     partials.par_chunks_mut(stride).enumerate().for_each_init(
         || Work::new(hd),
         |w, (idx, part)| {
-            let (h, c) = (idx / n_chunks, idx % n_chunks);
-            let range = c * chunk..((c + 1) * chunk).min(n_kv);
+            let (h, k) = (idx / n_chunks, idx % n_chunks);
+            let range = k * chunk..((k + 1) * chunk).min(n_kv);
             let q_h = &q[h * hd..(h + 1) * hd];
-            let (m, s) = one_chunk(q_h, keys, values, shape, (h / group) * hd, range, w, vec);
+            let (m, s) = one_chunk(c, q_h, (h / group) * hd, range, w);
             part[0] = m;
             part[1] = s;
             part[2..].copy_from_slice(&w.acc32);
@@ -341,20 +361,21 @@ fn widen(rows: &Rows, at: usize, dst: &mut [f32], vec: &VecKernels) {
 
 /// ggml's tiled path: per head, tiles of up to [`TILE_Q`] tokens against tiles of [`TILE_KV`]
 /// positions. The result is computed head-major and then laid out token-major in `out`.
-fn tiled(
-    q: &[f32],
-    keys: &Rows,
-    values: &Rows,
-    shape: AttnShape,
-    pos0: usize,
-    out: &mut [f32],
-    vec: &VecKernels,
-) {
+fn tiled(c: &Call, q: &[f32], out: &mut [f32], by_head: &mut Vec<f32>) {
+    let Call {
+        keys,
+        values,
+        shape,
+        pos0,
+        scale,
+        vec,
+        ..
+    } = *c;
     let hd = shape.head_dim;
     let n_tokens = q.len() / shape.q_dim();
     let group = shape.n_head / shape.n_head_kv;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut by_head = vec![0f32; q.len()];
+    by_head.clear();
+    by_head.resize(q.len(), 0.0);
     by_head
         .par_chunks_mut(n_tokens * hd)
         .enumerate()
@@ -378,8 +399,11 @@ fn tiled(
                 let end = pos0 + t0 + rows;
                 for ic in (0..end).step_by(TILE_KV) {
                     let kv_tile = TILE_KV.min(end - ic);
-                    w.kt.fill(0.0);
-                    w.v.fill(0.0);
+                    if kv_tile < TILE_KV {
+                        // Zero padding for the last, partial tile (full tiles overwrite all).
+                        w.kt.fill(0.0);
+                        w.v.fill(0.0);
+                    }
                     for tk in 0..kv_tile {
                         let at = (ic + tk) * shape.kv_dim() + kv_off;
                         widen(keys, at, &mut w.k_row, vec);
@@ -469,7 +493,7 @@ mod tests {
         let values = Rows::F32(vec![5.0, 6.0, 7.0, 8.0]);
         let q = vec![0.3f32; 8];
         let mut out = vec![0.0; 8];
-        attention(&q, &keys, &values, shape, 0, &mut out);
+        attention(&q, &keys, &values, shape, 0, &mut out, &mut Vec::new());
         assert_eq!(out, vec![5.0, 6.0, 5.0, 6.0, 7.0, 8.0, 7.0, 8.0]);
     }
 
@@ -484,7 +508,15 @@ mod tests {
         let keys = Rows::F32(vec![1.0, 1.0]);
         let values = Rows::F32(vec![2.0, 4.0]);
         let mut out = vec![0.0; 2];
-        attention(&[1.0, 1.0], &keys, &values, shape, 0, &mut out);
+        attention(
+            &[1.0, 1.0],
+            &keys,
+            &values,
+            shape,
+            0,
+            &mut out,
+            &mut Vec::new(),
+        );
         assert_eq!(out[0], 2.0);
         assert!((out[1] - 3.0).abs() < 1e-6);
     }
@@ -531,6 +563,7 @@ mod tests {
                 shape,
                 pos0,
                 &mut out,
+                &mut Vec::new(),
             );
             out
         };
@@ -566,7 +599,7 @@ mod tests {
         let q = noise(64, 6, 3.0);
         let (kc, vc) = (cache_of(CacheType::Q8_0, &k), cache_of(CacheType::Q8_0, &v));
         let mut out = vec![0.0; 64];
-        attention(&q, &kc, &vc, shape, n_kv - 1, &mut out);
+        attention(&q, &kc, &vc, shape, n_kv - 1, &mut out, &mut Vec::new());
         for h in 0..2 {
             let qh = &q[h * 32..(h + 1) * 32];
             let mut qq = vec![0u8; 34];
@@ -621,7 +654,15 @@ mod tests {
         }
         let mut exact = vec![0.0; q.len()];
         let f32c = |x: &[f32]| cache_of(CacheType::F32, x);
-        attention(&q, &f32c(&k), &f32c(&v), shape, pos0, &mut exact);
+        attention(
+            &q,
+            &f32c(&k),
+            &f32c(&v),
+            shape,
+            pos0,
+            &mut exact,
+            &mut Vec::new(),
+        );
         let run = |rot: usize| {
             let rows = |x: &[f32]| {
                 let mut r = Rows::with_rotation(CacheType::Q8_0, x.len(), rot);
@@ -629,7 +670,15 @@ mod tests {
                 r
             };
             let mut out = vec![0.0; q.len()];
-            attention(&q, &rows(&k), &rows(&v), shape, pos0, &mut out);
+            attention(
+                &q,
+                &rows(&k),
+                &rows(&v),
+                shape,
+                pos0,
+                &mut out,
+                &mut Vec::new(),
+            );
             exact
                 .iter()
                 .zip(&out)
@@ -701,7 +750,7 @@ mod tests {
         for ty in [CacheType::F32, CacheType::F16] {
             let (kc, vc) = (cache_of(ty, &k), cache_of(ty, &v));
             let mut out = vec![0.0; q.len()];
-            attention(&q, &kc, &vc, shape, pos0, &mut out);
+            attention(&q, &kc, &vc, shape, pos0, &mut out, &mut Vec::new());
             let e = worst(&out, &exact(&q, &kc, &vc, shape, pos0));
             assert!(e < 2e-6, "{ty:?}: tiled off by {e}");
         }
@@ -730,7 +779,7 @@ mod tests {
                     .build()
                     .unwrap();
                 let mut out = vec![0.0; q.len()];
-                pool.install(|| attention(&q, &kc, &vc, shape, pos0, &mut out));
+                pool.install(|| attention(&q, &kc, &vc, shape, pos0, &mut out, &mut Vec::new()));
                 let e = worst(&out, &want);
                 let bound = if ty == CacheType::F16 { 2e-3 } else { 2e-6 };
                 assert!(e < bound, "{ty:?} with {threads} threads: off by {e}");
@@ -748,6 +797,14 @@ mod tests {
         };
         let rows = Rows::new(CacheType::Q8_0, 96);
         let mut out = vec![0.0; 96];
-        attention(&[0.0; 96], &rows, &rows, shape, 0, &mut out);
+        attention(
+            &[0.0; 96],
+            &rows,
+            &rows,
+            shape,
+            0,
+            &mut out,
+            &mut Vec::new(),
+        );
     }
 }

@@ -32,35 +32,13 @@ pub fn detected() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
-/// One f16 widened. Written as `vmovd` from a general register (which zeroes the rest of the
-/// vector) and `vcvtph2ps`: left to itself, LLVM loads the 16 bits with a merging `vpinsrw` into
-/// whichever vector register is free, often a loop's accumulator, and the false dependency
-/// serialises the block loop.
+/// The four f16 values in `bits` (here one or two) widened, with `vmovd` from a general register
+/// (which zeroes the rest of the vector) and `vcvtph2ps`. Left to itself, LLVM loads a 16-bit
+/// scale with a merging `vpinsrw` into whichever vector register is free, often a loop's
+/// accumulator, and the false dependency serialises the block loop.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16_to_f32(h: F16Le) -> f32 {
-    let out: f32;
-    // SAFETY: two register-only instructions of AVX and F16C, which this set requires.
-    unsafe {
-        std::arch::asm!(
-            "vmovd {x}, {b:e}",
-            "vcvtph2ps {x}, {x}",
-            b = in(reg) u32::from(h.to_bits()),
-            x = out(xmm_reg) out,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    out
-}
-
-/// The first two f16 fields of a block (`d` and the `m`, `s` or `dmin` after it), widened from
-/// one 32-bit load, with the same care as [`f16_to_f32`].
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn f16x2<T: QuantBlock>(block: &T) -> (f32, f32) {
-    const { assert!(size_of::<T>() >= 4) };
-    // SAFETY: `block` is a reference to at least four bytes (checked above).
-    let bits = unsafe { std::ptr::read_unaligned((block as *const T).cast::<u32>()) };
+fn widen_f16_bits(bits: u32) -> __m128 {
     let v: __m128;
     // SAFETY: two register-only instructions of AVX and F16C, which this set requires.
     unsafe {
@@ -72,6 +50,25 @@ fn f16x2<T: QuantBlock>(block: &T) -> (f32, f32) {
             options(pure, nomem, nostack, preserves_flags),
         );
     }
+    v
+}
+
+/// One f16 widened (see [`widen_f16_bits`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_to_f32(h: F16Le) -> f32 {
+    _mm_cvtss_f32(widen_f16_bits(u32::from(h.to_bits())))
+}
+
+/// The first two f16 fields of a block (`d` and the `m`, `s` or `dmin` after it), widened from
+/// one 32-bit load.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16x2<T: QuantBlock>(block: &T) -> (f32, f32) {
+    const { assert!(size_of::<T>() >= 4) };
+    // SAFETY: `block` is a reference to at least four bytes (checked above).
+    let bits = unsafe { std::ptr::read_unaligned((block as *const T).cast::<u32>()) };
+    let v = widen_f16_bits(bits);
     (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
 }
 
