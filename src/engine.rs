@@ -2,6 +2,7 @@
 //! the generation loop shared by `hearth run` (and later `chat` and `serve`).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,11 @@ use hearth_models::kv_cache::{CacheType, KvCache};
 use hearth_models::model::{Logits, Model, Scratch};
 use hearth_models::tokenizer::{StreamDecoder, Tokenizer};
 
-use crate::inspect::human_bytes;
+pub use crate::chat::reasoning::CloseReason;
+use crate::chat::reasoning::{
+    longest_suffix_prefix, Channel, ReasoningParser, Start, ThinkingGuard,
+};
+use crate::chat::defaults::{ModelDefaults, DEFAULT_CTX};
 use crate::sampler::Sampler;
 
 /// How to load a model.
@@ -19,11 +24,14 @@ use crate::sampler::Sampler;
 pub struct LoadOptions {
     /// Worker threads (0: one per physical core).
     pub threads: usize,
-    /// Context length; `None`: 4096 capped at the trained length.
+    /// Context length; `None`: the model family's default (4096, 8192 for reasoning models
+    /// where memory allows), capped at the trained length.
     pub ctx_size: Option<usize>,
     /// Most tokens per forward pass while processing a prompt.
     pub batch: usize,
     pub cache_type: CacheType,
+    /// Load even when the memory check says the model will not fit.
+    pub force: bool,
 }
 
 impl Default for LoadOptions {
@@ -33,6 +41,7 @@ impl Default for LoadOptions {
             ctx_size: None,
             batch: 512,
             cache_type: CacheType::F16,
+            force: false,
         }
     }
 }
@@ -41,6 +50,8 @@ impl Default for LoadOptions {
 pub struct Engine {
     pub model: Model,
     pub tokenizer: Tokenizer,
+    /// The model family's defaults (R1 distills: sampling, thinking, context).
+    pub defaults: ModelDefaults,
     pub n_ctx: usize,
     pub batch: usize,
     pub cache_type: CacheType,
@@ -51,6 +62,8 @@ pub struct Engine {
 /// One conversation's state: the KV cache and the forward pass's buffers.
 pub struct Session {
     pub cache: KvCache,
+    /// The tokens whose keys and values the cache holds (its first `cache.len`).
+    tokens: Vec<u32>,
     scratch: Scratch,
     /// Every token's logits when a multi-batch evaluation asked for all of them.
     all: Vec<f32>,
@@ -67,16 +80,33 @@ pub enum StopReason {
     Length,
     /// The context is full.
     Context,
+    /// Cancelled from outside (Ctrl-C, a client that went away).
+    Cancelled,
 }
 
 /// What a generation did, for the statistics line.
 #[derive(Clone, Debug)]
 pub struct GenStats {
+    /// The whole prompt, reused part included.
     pub prompt_tokens: usize,
+    /// Prompt tokens the session already held (not evaluated again).
+    pub prompt_reused: usize,
     pub prompt_time: Duration,
+    /// Tokens sampled (reasoning included, hearth's injected closing excluded).
     pub gen_tokens: usize,
+    /// Of those, tokens inside the reasoning.
+    pub reasoning_tokens: usize,
     pub gen_time: Duration,
     pub stop: StopReason,
+    /// Whether hearth closed the thinking, and why.
+    pub closed: Option<CloseReason>,
+}
+
+impl GenStats {
+    /// Prompt tokens evaluated by this generation.
+    pub fn prompt_evaluated(&self) -> usize {
+        self.prompt_tokens - self.prompt_reused
+    }
 }
 
 impl Engine {
@@ -88,15 +118,21 @@ impl Engine {
         let tokenizer = Tokenizer::from_gguf(&file)
             .with_context(|| format!("{}: invalid vocabulary", path.display()))?;
         let model = Model::load(file.clone())?;
-        let n_ctx = match opts.ctx_size {
-            Some(0) => bail!("--ctx-size must be at least 1"),
-            Some(n) => n.min(model.hp.n_ctx_train),
-            None => 4096.min(model.hp.n_ctx_train),
-        };
+        let defaults = ModelDefaults::detect(&file, &tokenizer);
         if opts.batch == 0 {
             bail!("--batch must be at least 1");
         }
         KvCache::check(opts.cache_type, model.hp.head_dim)?;
+        let n_ctx = match opts.ctx_size {
+            Some(0) => bail!("--ctx-size must be at least 1"),
+            Some(n) => n.min(model.hp.n_ctx_train),
+            // A reasoning model gets a longer default context where memory allows it.
+            None => [defaults.n_ctx, DEFAULT_CTX]
+                .into_iter()
+                .map(|n| n.min(model.hp.n_ctx_train))
+                .find(|&n| check_memory(&model, n, opts).is_ok())
+                .unwrap_or(DEFAULT_CTX.min(model.hp.n_ctx_train)),
+        };
         check_memory(&model, n_ctx, opts)?;
         let threads = match opts.threads {
             0 => crate::cpu::default_threads(),
@@ -109,6 +145,7 @@ impl Engine {
         Ok(Engine {
             model,
             tokenizer,
+            defaults,
             n_ctx,
             batch: opts.batch,
             cache_type: opts.cache_type,
@@ -132,6 +169,7 @@ impl Engine {
                 self.model.kv_dim(),
                 self.model.hp.head_dim,
             ),
+            tokens: Vec::new(),
             scratch: Scratch::default(),
             all: Vec::new(),
         }
@@ -146,6 +184,8 @@ impl Engine {
         tokens: &[u32],
         want: Logits,
     ) -> anyhow::Result<&'s [f32]> {
+        s.tokens.truncate(s.cache.len);
+        s.tokens.extend_from_slice(tokens);
         self.pool.install(|| -> anyhow::Result<()> {
             let n_chunks = tokens.len().div_ceil(self.batch);
             if want == Logits::All {
@@ -172,41 +212,73 @@ impl Engine {
         })
     }
 
-    /// Process `prompt`, then sample up to `max_tokens` tokens (`None`: until the context is
-    /// full), streaming whole UTF-8 text to `on_text`. Stops at end-of-generation tokens and at
-    /// any of `stop` (the stop string itself is not emitted).
+    /// Make the session hold a prefix of `prompt` and return its length: the longest common
+    /// prefix of what the cache holds and `prompt`, less one token when that would be all of it
+    /// (the last prompt token must be evaluated for its logits). The rest is dropped.
+    pub fn reuse_prefix(&self, s: &mut Session, prompt: &[u32]) -> usize {
+        s.tokens.truncate(s.cache.len);
+        let common = s
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len().saturating_sub(1));
+        s.tokens.truncate(common);
+        s.cache.truncate(common);
+        common
+    }
+
+    /// Generate after `prompt`, the whole token sequence of the conversation so far: the part
+    /// the session already holds (from an earlier turn) is reused, the rest evaluated. Then
+    /// sample until an end-of-generation token, a stop string, `max_tokens`, a full context or
+    /// `cancel`, streaming whole UTF-8 text to `on_event`. With reasoning options, the text is
+    /// split into reasoning and answer, and thinking that exceeds its budget or loops is closed
+    /// so that the model answers. Stop strings apply to the answer only.
     pub fn generate(
         &self,
         s: &mut Session,
         prompt: &[u32],
         sampler: &mut Sampler,
-        max_tokens: Option<usize>,
-        stop: &[String],
-        on_text: &mut dyn FnMut(&str),
+        opts: &GenOptions,
+        on_event: &mut dyn FnMut(Event),
     ) -> anyhow::Result<GenStats> {
         if prompt.is_empty() {
             bail!("the prompt is empty");
         }
-        if s.cache.len + prompt.len() > self.n_ctx {
+        if prompt.len() > self.n_ctx {
             bail!(
                 "the prompt is {} tokens but the context holds {} (use a larger --ctx-size, up to {})",
-                s.cache.len + prompt.len(),
+                prompt.len(),
                 self.n_ctx,
                 self.model.hp.n_ctx_train
             );
         }
         let t0 = Instant::now();
-        self.eval(s, prompt, Logits::Last)?;
+        let reused = self.reuse_prefix(s, prompt);
+        self.eval(s, &prompt[reused..], Logits::Last)?;
         let prompt_time = t0.elapsed();
         for &t in prompt {
             sampler.accept(t);
         }
         let t1 = Instant::now();
-        let mut out = StopFilter::new(stop);
+        let mut out = Output {
+            parser: opts.reasoning.as_ref().map(|r| ReasoningParser::new(r.start)),
+            stop: StopFilter::new(opts.stop),
+            stopped: false,
+        };
+        let mut guard = opts
+            .reasoning
+            .as_ref()
+            .map(|r| ThinkingGuard::new(r.budget, r.detect_loops));
         let mut decoder = StreamDecoder::new(&self.tokenizer);
-        let mut n_gen = 0;
+        let (mut n_gen, mut closed) = (0, None);
+        let cancelled = || opts.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
         let reason = loop {
-            if max_tokens.is_some_and(|m| n_gen >= m) {
+            if cancelled() {
+                break StopReason::Cancelled;
+            }
+            if opts.max_tokens.is_some_and(|m| n_gen >= m) {
                 break StopReason::Length;
             }
             let token = sampler.sample(s.scratch.logits());
@@ -215,28 +287,147 @@ impl Engine {
                 break StopReason::Eog;
             }
             n_gen += 1;
-            let text = decoder.push(token);
-            if out.push(&text, on_text) {
+            out.push(&decoder.push(token), on_event);
+            if out.stopped {
                 break StopReason::StopString;
             }
-            if s.cache.len >= self.n_ctx {
+            let thinking = out.parser.as_ref().is_some_and(|p| p.thinking());
+            let close = guard.as_mut().and_then(|g| g.push(token, thinking));
+            let mut feed = vec![token];
+            if let Some(why) = close {
+                // End the thinking the way the model itself would, then let it answer.
+                let closing = self
+                    .tokenizer
+                    .encode(CLOSING_THOUGHT, false, false)
+                    .context("tokenizing the closing of the reasoning")?;
+                for &t in &closing {
+                    sampler.accept(t);
+                    out.push(&decoder.push(t), on_event);
+                }
+                feed.extend_from_slice(&closing);
+                closed = Some(why);
+                on_event(Event::ReasoningClosed(why));
+            }
+            if s.cache.len + feed.len() > self.n_ctx {
                 break StopReason::Context;
             }
-            self.eval(s, &[token], Logits::Last)?;
+            self.eval(s, &feed, Logits::Last)?;
         };
         if reason != StopReason::StopString {
-            let rest = decoder.flush();
-            if !out.push(&rest, on_text) {
-                out.finish(on_text);
+            out.push(&decoder.flush(), on_event);
+            if !out.stopped {
+                out.finish(on_event);
             }
         }
         Ok(GenStats {
             prompt_tokens: prompt.len(),
+            prompt_reused: reused,
             prompt_time,
             gen_tokens: n_gen,
+            reasoning_tokens: guard.map_or(0, |g| g.tokens),
             gen_time: t1.elapsed(),
             stop: reason,
+            closed,
         })
+    }
+}
+
+/// What [`Engine::generate`] injects to end thinking that ran over its budget or in circles.
+pub const CLOSING_THOUGHT: &str = "\n\nI should answer now.\n</think>\n\n";
+
+/// Options of one generation.
+#[derive(Clone, Debug, Default)]
+pub struct GenOptions<'a> {
+    /// Most tokens to sample (`None`: until the context is full).
+    pub max_tokens: Option<usize>,
+    /// Stop when the answer contains one of these (not emitted).
+    pub stop: &'a [String],
+    /// Split reasoning from the answer (`None`: every piece of text is answer, unparsed).
+    pub reasoning: Option<ReasoningOptions>,
+    /// Checked before every token: set it to stop (Ctrl-C, a client that went away).
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// How to treat a reasoning model's thinking.
+#[derive(Clone, Debug)]
+pub struct ReasoningOptions {
+    /// Where the output starts (inside `<think>` when the prompt opened it).
+    pub start: Start,
+    /// Close the thinking after this many tokens.
+    pub budget: Option<usize>,
+    /// Close thinking that keeps repeating itself.
+    pub detect_loops: bool,
+}
+
+/// What generation reports as it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// Text of the reasoning or of the answer.
+    Text(Channel, &'a str),
+    /// hearth closed the thinking (its closing text follows as reasoning).
+    ReasoningClosed(CloseReason),
+}
+
+/// The text path of a generation: reasoning parser, then stop strings on the answer.
+struct Output<'a> {
+    parser: Option<ReasoningParser>,
+    stop: StopFilter<'a>,
+    stopped: bool,
+}
+
+impl Output<'_> {
+    fn push(&mut self, text: &str, on_event: &mut dyn FnMut(Event)) {
+        if self.stopped || text.is_empty() {
+            return;
+        }
+        let (stop, stopped) = (&mut self.stop, &mut self.stopped);
+        let mut route = |channel: Channel, t: &str| match channel {
+            Channel::Reasoning => on_event(Event::Text(Channel::Reasoning, t)),
+            Channel::Answer => {
+                if !*stopped {
+                    *stopped = stop.push(t, &mut |a| {
+                        if !a.is_empty() {
+                            on_event(Event::Text(Channel::Answer, a))
+                        }
+                    });
+                }
+            }
+        };
+        match &mut self.parser {
+            Some(p) => p.push(text, &mut route),
+            None => route(Channel::Answer, text),
+        }
+    }
+
+    fn finish(&mut self, on_event: &mut dyn FnMut(Event)) {
+        if let Some(p) = &mut self.parser {
+            let mut held = Vec::new();
+            p.finish(&mut |c, t| held.push((c, t.to_string())));
+            for (c, t) in held {
+                match c {
+                    Channel::Reasoning => on_event(Event::Text(Channel::Reasoning, &t)),
+                    Channel::Answer => self.answer(&t, on_event),
+                }
+            }
+        }
+        if !self.stopped {
+            self.stop.finish(&mut |a| {
+                if !a.is_empty() {
+                    on_event(Event::Text(Channel::Answer, a))
+                }
+            });
+        }
+    }
+
+    /// Answer text through the stop strings.
+    fn answer(&mut self, text: &str, on_event: &mut dyn FnMut(Event)) {
+        if !self.stopped {
+            self.stopped = self.stop.push(text, &mut |a| {
+                if !a.is_empty() {
+                    on_event(Event::Text(Channel::Answer, a))
+                }
+            });
+        }
     }
 }
 
@@ -289,53 +480,30 @@ impl<'a> StopFilter<'a> {
     }
 }
 
-/// Length of the longest suffix of `text` that is a proper prefix of `stop`, on char boundaries.
-fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
-    let max = stop.len().saturating_sub(1).min(text.len());
-    (1..=max)
-        .rev()
-        .find(|&n| {
-            text.is_char_boundary(text.len() - n)
-                && stop
-                    .as_bytes()
-                    .starts_with(&text.as_bytes()[text.len() - n..])
-        })
-        .unwrap_or(0)
-}
-
 /// Refuse to load what would not fit: the weights are mapped (and paged in), the KV cache and
-/// the scratch buffers are allocated.
+/// the scratch buffers are allocated (the byte counts live in `store::fit`, which `hearth fit`
+/// shares). With `force`, say so and go on.
 fn check_memory(model: &Model, n_ctx: usize, opts: &LoadOptions) -> anyhow::Result<()> {
-    let hp = &model.hp;
-    let weights = model.file().file_size();
-    let kv = KvCache::bytes_for(opts.cache_type, hp.n_layer, n_ctx, model.kv_dim());
-    let b = opts.batch.min(n_ctx) as u64;
-    let widest = (hp.n_embd.max(hp.n_ff).max(hp.n_head * hp.head_dim)) as u64;
-    let scratch =
-        b * (widest * 10 + hp.n_vocab as u64) * 4 + (b * hp.n_head as u64 * n_ctx as u64 * 4);
-    let need = weights.saturating_add(kv).saturating_add(scratch);
-    if let Some(avail) = available_memory() {
-        if need > avail {
-            bail!(
-                "not enough memory: the model needs {} ({} weights + {} KV cache for {} tokens + {} scratch) but {} is available; try a smaller --ctx-size or a smaller quantization",
-                human_bytes(need),
-                human_bytes(weights),
-                human_bytes(kv),
-                n_ctx,
-                human_bytes(scratch),
-                human_bytes(avail)
-            );
+    use crate::store::fit;
+    let shape = fit::Shape::from_hparams(&model.hp);
+    let need = fit::memory_need(
+        &shape,
+        model.file().file_size(),
+        n_ctx,
+        opts.batch,
+        opts.cache_type,
+    );
+    if let Some(avail) = fit::available_memory() {
+        if need.total() > avail {
+            let why = fit::refusal(&shape, &need, opts.batch, opts.cache_type, avail);
+            if !opts.force {
+                bail!("{why}");
+            }
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| eprintln!("warning: --force: loading anyway; {why}"));
         }
     }
     Ok(())
-}
-
-/// `MemAvailable` from /proc/meminfo, where there is one.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kb.checked_mul(1024)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! hearth: the engine, CLI verbs and model store.
 
+pub mod chat;
 pub mod cli;
 pub mod cpu;
 pub mod engine;

@@ -22,9 +22,11 @@ use crate::inspect::{human_bytes, human_count, ModelSummary};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Path to a GGUF model file.
+    /// Model name (fetched on first use) or path to a GGUF file.
     #[arg(short, long)]
     pub model: PathBuf,
+    #[command(flatten)]
+    pub fetch: super::common::FetchArgs,
     /// Prompt lengths to test, comma separated (0: no prompt test).
     #[arg(
         short = 'p',
@@ -125,6 +127,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.repetitions == 0 {
         bail!("--repetitions must be at least 1");
     }
+    let args = BenchArgs {
+        model: args.fetch.resolve(Some(&args.model.to_string_lossy()))?,
+        ..args
+    };
     let prompts: Vec<usize> = args.n_prompt.iter().copied().filter(|&p| p > 0).collect();
     let gens: Vec<usize> = args.n_gen.iter().copied().filter(|&n| n > 0).collect();
     if prompts.is_empty() && gens.is_empty() {
@@ -156,6 +162,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ctx_size: Some(need_ctx),
             batch: args.batch,
             cache_type: CacheType::F16,
+            force: false,
         };
         let engine = Engine::load(&args.model, &opts)?;
         if engine.n_ctx < need_ctx {
@@ -199,6 +206,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             });
         }
     }
+    crate::store::fit::record_bench(
+        &args.model,
+        rows.iter()
+            .filter(|r| r.n_prompt == 0)
+            .map(|r| (r.threads, r.n_gen, r.mean())),
+    );
     let name = summary.name.clone().unwrap_or_else(|| {
         args.model
             .file_name()

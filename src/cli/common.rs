@@ -5,15 +5,24 @@ use std::path::PathBuf;
 use clap::Args;
 use hearth_models::kv_cache::CacheType;
 
+use crate::chat::defaults::ModelDefaults;
+use crate::chat::prompt::ThinkMode;
 use crate::engine::LoadOptions;
 use crate::sampler::SamplerParams;
 
 /// Model loading flags.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Path to a GGUF model file (the first part of a split model).
+    /// Model: a name (`deepseek-r1:1.5b`, `hf.co/ORG/REPO:Q4_K_M`; see `hearth list`, `hearth
+    /// fit`) fetched on first use, or a path to a GGUF file (the first part of a split model).
+    /// Default: the default model.
     #[arg(short, long)]
-    pub model: PathBuf,
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    /// Load even when the model does not seem to fit in the memory available.
+    #[arg(long)]
+    pub force: bool,
     /// Worker threads (default: one per physical core).
     #[arg(short, long, default_value_t = 0)]
     pub threads: usize,
@@ -39,22 +48,54 @@ impl ModelArgs {
             ctx_size: self.ctx_size,
             batch: self.batch,
             cache_type: self.cache_type,
+            force: self.force,
         }
+    }
+
+    /// The model file to load: a path as is, a name from the store (fetched on first use).
+    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
+        self.fetch.resolve(self.model.as_deref())
+    }
+}
+
+/// How a model named on the command line may be fetched.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Download a model that is not here yet without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Never touch the network: only models already downloaded (also `HEARTH_OFFLINE=1`).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl FetchArgs {
+    pub fn options(&self) -> crate::store::PullOptions {
+        crate::store::PullOptions {
+            offline: crate::store::PullOptions::offline_from_env(self.offline),
+            yes: self.yes,
+            sha256: None,
+        }
+    }
+
+    /// The file of `model` (`None`: the default model), fetched on first use.
+    pub fn resolve(&self, model: Option<&str>) -> anyhow::Result<PathBuf> {
+        crate::store::resolve_model(model, &self.options())
     }
 }
 
 /// Sampling flags, with llama.cpp's names and defaults.
 #[derive(Debug, Args)]
 pub struct SamplingArgs {
-    /// Temperature; 0 means greedy.
-    #[arg(long, alias = "temp", default_value_t = 0.8)]
-    pub temperature: f32,
+    /// Temperature; 0 means greedy (default 0.8; 0.6 for DeepSeek-R1 distills).
+    #[arg(long, alias = "temp")]
+    pub temperature: Option<f32>,
     /// Keep the k most likely tokens (0: off).
     #[arg(long, default_value_t = 40)]
     pub top_k: i32,
-    /// Keep the smallest set of tokens whose probabilities add up to p (1: off).
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
+    /// Keep the smallest set of tokens whose probabilities add up to p (1: off; default 0.95).
+    #[arg(long)]
+    pub top_p: Option<f32>,
     /// Drop tokens less likely than min_p times the most likely one (0: off).
     #[arg(long, default_value_t = 0.05)]
     pub min_p: f32,
@@ -76,18 +117,59 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    pub fn params(&self) -> SamplerParams {
+    /// The sampler settings: what was given, else the model family's default, else llama.cpp's.
+    pub fn params(&self, defaults: &ModelDefaults) -> SamplerParams {
+        let base = SamplerParams::default();
         SamplerParams {
-            temperature: self.temperature,
+            temperature: self
+                .temperature
+                .or(defaults.temperature)
+                .unwrap_or(base.temperature),
             top_k: self.top_k,
-            top_p: self.top_p,
+            top_p: self.top_p.or(defaults.top_p).unwrap_or(base.top_p),
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
             presence_penalty: self.presence_penalty,
             frequency_penalty: self.frequency_penalty,
             seed: self.seed,
-            ..SamplerParams::default()
+            ..base
+        }
+    }
+}
+
+/// Chat flags: template, system prompt and the handling of a reasoning model's thinking.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Use this chat template instead of the model's: a built-in name (chatml, llama3, gemma,
+    /// deepseek-r1) or a Jinja file.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub chat_template: Option<String>,
+    /// A system prompt (folded into the first user turn for DeepSeek-R1 distills).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// A reasoning model's thinking: show it, hide it behind a one-line indicator, or skip it.
+    #[arg(long, default_value = "show", value_parser = parse_think)]
+    pub think: ThinkMode,
+    /// End the thinking after this many tokens (the model is nudged to answer); 0 skips it.
+    #[arg(long, value_name = "N")]
+    pub reasoning_budget: Option<usize>,
+    /// Do not close thinking that keeps repeating itself.
+    #[arg(long)]
+    pub no_loop_check: bool,
+}
+
+fn parse_think(s: &str) -> Result<ThinkMode, String> {
+    ThinkMode::parse(s).ok_or_else(|| format!("unknown thinking mode `{s}` (show, hide, off)"))
+}
+
+impl ChatArgs {
+    /// The thinking mode after the budget: a budget of 0 means no thinking.
+    pub fn think_mode(&self) -> ThinkMode {
+        if self.reasoning_budget == Some(0) {
+            ThinkMode::Off
+        } else {
+            self.think
         }
     }
 }

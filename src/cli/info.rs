@@ -12,7 +12,7 @@ use crate::inspect::{human_bytes, human_count, ModelSummary};
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Path to a GGUF model file (the first part of a split model).
+    /// A downloaded model's name, or a path to a GGUF file (the first part of a split model).
     #[arg(required_unless_present = "kernel_sets")]
     pub model: Option<PathBuf>,
     /// List the CPU kernel sets this machine can run, one per line, the default first (each is a
@@ -34,6 +34,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let Some(model) = &args.model else {
         anyhow::bail!("no model given");
     };
+    let model = &crate::store::resolve_local(model)?;
     hearth_simd::select().map_err(anyhow::Error::msg)?;
     // Opening validates the header and every tensor's bounds; building the tokenizer validates the
     // vocabulary. Both happen on load too, so a file that passes here will not fail there.

@@ -1,10 +1,17 @@
 //! The `hearth` command line: one file per verb.
 
 mod bench;
+mod chat;
 mod common;
+mod fit;
 mod info;
+mod list;
+mod output;
 mod perplexity;
+mod pull;
+mod rm;
 mod run;
+mod show;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
@@ -23,12 +30,24 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Print the token ids of a text, as the model's tokenizer splits it.
     Tokenize(tokenize::TokenizeArgs),
-    /// Complete a prompt, streaming the text as it is generated.
+    /// Answer a question (or complete a prompt with --raw), streaming the text as it comes.
     Run(run::RunArgs),
+    /// Talk with a model in the terminal, turn after turn.
+    Chat(chat::ChatCmdArgs),
     /// Measure perplexity on a text file (llama-perplexity's convention).
     Perplexity(perplexity::PerplexityArgs),
     /// Measure prompt and generation speed (llama-bench's method).
     Bench(bench::BenchArgs),
+    /// Download models into the store (resumable, verified): `hearth pull deepseek-r1:7b`.
+    Pull(pull::PullArgs),
+    /// List the downloaded models.
+    List(list::ListArgs),
+    /// Describe a model: source, file, defaults, whether it fits, how fast it should run.
+    Show(show::ShowArgs),
+    /// Remove downloaded models.
+    Rm(rm::RmArgs),
+    /// Which catalogued models fit this machine, and how fast each should generate.
+    Fit(fit::FitArgs),
 }
 
 /// Run the parsed command line.
@@ -37,7 +56,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Run(args) => run::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Perplexity(args) => perplexity::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Pull(args) => pull::run(args),
+        Command::List(args) => list::run(args),
+        Command::Show(args) => show::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Fit(args) => fit::run(args),
     }
 }

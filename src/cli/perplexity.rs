@@ -41,7 +41,7 @@ pub fn run(args: PerplexityArgs) -> anyhow::Result<()> {
     let mut opts = args.model.load_options();
     let n_ctx = opts.ctx_size.unwrap_or(512);
     opts.ctx_size = Some(n_ctx);
-    let engine = Engine::load(&args.model.model, &opts)?;
+    let engine = Engine::load(&args.model.resolve()?, &opts)?;
     if engine.n_ctx != n_ctx || n_ctx < 4 {
         bail!(
             "context {n_ctx} is not usable with this model (trained length {})",

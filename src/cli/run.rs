@@ -1,12 +1,16 @@
-//! `hearth run -m MODEL [PROMPT]`: complete a prompt, streaming the text to stdout.
+//! `hearth run -m MODEL [PROMPT]`: answer one question (through the model's chat template) or,
+//! with `--raw`, complete a prompt; the text streams to stdout.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{ModelArgs, SamplingArgs};
-use crate::engine::{Engine, StopReason};
+use super::common::{ChatArgs, ModelArgs, SamplingArgs};
+use super::output::{stats_line, stop_notice, Printer};
+use crate::chat::prompt::ChatFormat;
+use crate::chat::template::{ChatTemplate, Message};
+use crate::engine::{Engine, GenOptions, ReasoningOptions};
 use crate::sampler::Sampler;
 
 #[derive(Debug, Args)]
@@ -15,14 +19,17 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Most tokens to generate (default: until an end-of-generation token or a full context).
+    #[command(flatten)]
+    pub chat: ChatArgs,
+    /// Most tokens to generate, thinking included (default: until the model ends its answer or
+    /// the context is full).
     #[arg(short = 'n', long)]
     pub max_tokens: Option<usize>,
-    /// Stop when the output contains this text (repeatable); the stop text is not printed.
+    /// Stop when the answer contains this text (repeatable); the stop text is not printed.
     #[arg(long)]
     pub stop: Vec<String>,
-    /// Feed the prompt as plain text: BOS as the vocabulary wants, special tokens parsed, no chat
-    /// template. (Chat templates come with `hearth chat`; today every prompt is raw.)
+    /// Plain completion: the prompt is fed as is (BOS as the vocabulary wants, special tokens
+    /// parsed), no chat template, no reasoning handling.
     #[arg(long)]
     pub raw: bool,
     /// The prompt; read from standard input when absent or `-`.
@@ -40,48 +47,59 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             buf
         }
     };
-    let params = args.sampling.params();
+    let engine = Engine::load(&args.model.resolve()?, &args.model.load_options())?;
+    let params = args.sampling.params(&engine.defaults);
     params.validate()?;
-    let engine = Engine::load(&args.model.model, &args.model.load_options())?;
     let mut sampler = Sampler::new(params, engine.model.hp.n_vocab)?;
-    let tokens = engine.tokenizer.encode(&prompt, true, true)?;
-    let mut session = engine.new_session();
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    let mut write_err = None;
-    let stats = engine.generate(
-        &mut session,
-        &tokens,
-        &mut sampler,
-        args.max_tokens,
-        &args.stop,
-        &mut |text| {
-            if write_err.is_none() {
-                if let Err(e) = lock.write_all(text.as_bytes()).and_then(|_| lock.flush()) {
-                    write_err = Some(e);
-                }
-            }
-        },
-    )?;
-    if let Some(e) = write_err {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e).context("writing to standard output");
+    let think = args.chat.think_mode();
+    let (tokens, reasoning) = if args.raw {
+        (engine.tokenizer.encode(&prompt, true, true)?, None)
+    } else {
+        let format = ChatFormat {
+            template: ChatTemplate::for_model(
+                engine.model.file(),
+                &engine.tokenizer,
+                args.chat.chat_template.as_deref(),
+            )?,
+            defaults: engine.defaults.clone(),
+        };
+        let mut messages = Vec::new();
+        if let Some(system) = &args.chat.system {
+            messages.push(Message::new("system", system));
         }
-    }
-    let rate = |n: usize, t: std::time::Duration| n as f64 / t.as_secs_f64().max(1e-9);
-    eprintln!();
+        messages.push(Message::new("user", &prompt));
+        let p = format.prompt(&engine.tokenizer, &messages, think)?;
+        if p.folded_system {
+            eprintln!(
+                "hearth: this model works best without a system prompt; it was put in the user turn"
+            );
+        }
+        let reasoning = engine.defaults.reasoning.then(|| ReasoningOptions {
+            start: p.start,
+            budget: args.chat.reasoning_budget,
+            detect_loops: !args.chat.no_loop_check,
+        });
+        (p.tokens, reasoning)
+    };
+    let mut session = engine.new_session();
+    let mut printer = Printer::new(think, false);
+    let opts = GenOptions {
+        max_tokens: args.max_tokens,
+        stop: &args.stop,
+        reasoning,
+        cancel: None,
+    };
+    let stats = engine.generate(&mut session, &tokens, &mut sampler, &opts, &mut |event| {
+        printer.event(event)
+    })?;
+    printer.finish()?;
     eprintln!(
-        "load {:.2} s | prompt {} tokens, {:.1} t/s | generation {} tokens, {:.1} t/s | {} threads, kernels {}",
+        "load {:.2} s | {}",
         engine.load_time.as_secs_f64(),
-        stats.prompt_tokens,
-        rate(stats.prompt_tokens, stats.prompt_time),
-        stats.gen_tokens,
-        rate(stats.gen_tokens, stats.gen_time),
-        engine.threads(),
-        hearth_simd::kernel_set(),
+        stats_line(&engine, &stats)
     );
-    if stats.stop == StopReason::Context {
-        eprintln!("stopped: the context is full ({} tokens)", engine.n_ctx);
+    if let Some(notice) = stop_notice(&engine, &stats) {
+        eprintln!("{notice}");
     }
     Ok(())
 }

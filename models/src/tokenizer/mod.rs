@@ -109,22 +109,63 @@ impl Tokenizer {
         add_special: bool,
         parse_special: bool,
     ) -> Result<Vec<u32>, TokenizerError> {
+        let fragments = self.specials.partition(&self.vocab, text, parse_special);
+        self.encode_fragments(text, &fragments, add_special, false)
+    }
+
+    /// Makes `content` (a chat message a user or client wrote) safe to place inside a rendered
+    /// chat template: every occurrence of a control token's text gets an invisible marker after
+    /// its first character, so that [`Tokenizer::encode_templated`] finds only the template's
+    /// own control tokens and tokenizes the content as the text it is. Template string methods
+    /// (`strip`, `split`, ...) see the same text as before, apart from the markers.
+    pub fn defuse(&self, content: &str) -> String {
+        self.specials.defuse(&self.vocab, content)
+    }
+
+    /// Tokenizes a rendered chat template whose message contents went through
+    /// [`Tokenizer::defuse`]: the template's control-token text becomes control tokens, the
+    /// markers are removed and the text around them is tokenized as raw text. BOS is added as
+    /// the vocabulary asks, unless the template already wrote it.
+    pub fn encode_templated(&self, rendered: &str) -> Result<Vec<u32>, TokenizerError> {
+        let fragments = self.specials.partition(&self.vocab, rendered, true);
+        let starts_with_bos = matches!(
+            (fragments.first(), self.vocab.special.bos),
+            (Some(Fragment::Token(id)), Some(bos)) if *id == bos
+        );
+        self.encode_fragments(rendered, &fragments, !starts_with_bos, true)
+    }
+
+    /// Tokenizes the text fragments of `text` between the special tokens already found; with
+    /// `defused`, the markers of [`Tokenizer::defuse`] are removed from each text first.
+    fn encode_fragments<'a>(
+        &self,
+        text: &'a str,
+        fragments: &[Fragment],
+        add_special: bool,
+        defused: bool,
+    ) -> Result<Vec<u32>, TokenizerError> {
         let v = &self.vocab;
-        let fragments = self.specials.partition(v, text, parse_special);
+        let piece = |r: &std::ops::Range<usize>| -> std::borrow::Cow<'a, str> {
+            if defused {
+                special::undefuse(&text[r.clone()])
+            } else {
+                std::borrow::Cow::Borrowed(&text[r.clone()])
+            }
+        };
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && v.add_bos {
             out.push(v.special.bos.ok_or(TokenizerError::MissingSpecial("BOS"))?);
         }
         match &self.engine {
             Engine::Bpe(bpe) => {
-                for fragment in &fragments {
+                for fragment in fragments {
                     match fragment {
-                        Fragment::Text(r) => bpe.tokenize(v, &text[r.clone()], &mut out)?,
+                        Fragment::Text(r) => bpe.tokenize(v, &piece(r), &mut out)?,
                         Fragment::Token(id) => out.push(*id),
                     }
                 }
             }
-            Engine::Spm => self.encode_spm(text, &fragments, &mut out)?,
+            Engine::Spm => self.encode_spm(fragments, &piece, &mut out)?,
         }
         if add_special && v.add_eos {
             out.push(v.special.eos.ok_or(TokenizerError::MissingSpecial("EOS"))?);
@@ -134,10 +175,10 @@ impl Tokenizer {
 
     /// The SPM branch of llama.cpp's `llama_vocab::impl::tokenize`: with `add_space_prefix`, a
     /// space goes before the first text and before every text that follows a special token.
-    fn encode_spm(
+    fn encode_spm<'t>(
         &self,
-        text: &str,
         fragments: &[Fragment],
+        piece_of: &dyn Fn(&std::ops::Range<usize>) -> std::borrow::Cow<'t, str>,
         out: &mut Vec<u32>,
     ) -> Result<(), TokenizerError> {
         let mut prev_special = true;
@@ -148,7 +189,7 @@ impl Tokenizer {
                     if self.vocab.add_space_prefix && prev_special {
                         piece.push(' ');
                     }
-                    piece.push_str(&text[r.clone()]);
+                    piece.push_str(&piece_of(r));
                     let escaped = piece.replace(' ', "\u{2581}");
                     spm::tokenize(&self.vocab, &escaped, out)?;
                     prev_special = false;

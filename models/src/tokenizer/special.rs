@@ -96,6 +96,69 @@ impl SpecialMatcher {
     }
 }
 
+/// The marker [`SpecialMatcher::defuse`] puts inside special-token text found in user content: a
+/// Unicode noncharacter, reserved for a program's internal use and never meaningful in text.
+const MARK: char = '\u{FDD0}';
+/// Follows a [`MARK`] that was already in the content, so that it survives the round trip.
+const MARK_ESCAPE: char = '\u{FDD1}';
+
+impl SpecialMatcher {
+    /// Breaks every control-token text in `content` with a [`MARK`] after its first character
+    /// (and escapes marks already there), so the text can no longer match a control token.
+    /// User-defined tokens (`<think>`) are left alone: raw tokenization matches them anyway.
+    pub(crate) fn defuse(&self, vocab: &Vocab, content: &str) -> String {
+        let guarded = attr::CONTROL | attr::UNKNOWN;
+        let mut cuts: Vec<usize> = match &self.automaton {
+            Some(ac) => ac
+                .find_overlapping_iter(content)
+                .filter(|m| vocab.attr(self.ids[m.pattern().as_usize()]) & guarded != 0)
+                .map(|m| {
+                    let first = content[m.start()..].chars().next().map_or(0, char::len_utf8);
+                    m.start() + first
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out = String::with_capacity(content.len() + cuts.len() * 3);
+        let mut cuts = cuts.into_iter().peekable();
+        for (i, c) in content.char_indices() {
+            while cuts.next_if(|&at| at <= i).is_some() {
+                out.push(MARK);
+            }
+            out.push(c);
+            if c == MARK {
+                out.push(MARK_ESCAPE);
+            }
+        }
+        if cuts.next().is_some() {
+            out.push(MARK);
+        }
+        out
+    }
+}
+
+/// Undoes [`SpecialMatcher::defuse`] on a text fragment: drops the marks it added and restores
+/// the ones that were in the content.
+pub(crate) fn undefuse(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(MARK) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == MARK {
+            if chars.next_if_eq(&MARK_ESCAPE).is_some() {
+                out.push(MARK);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Splits one text fragment at every occurrence of `needle`, honouring the token's
 /// lstrip/rstrip attributes (which drop ASCII whitespace next to it, as C's `isspace`).
 fn split_one(
