@@ -12,11 +12,11 @@ use hearth_models::kv_cache::{CacheType, KvCache};
 use hearth_models::model::{Logits, Model, Scratch};
 use hearth_models::tokenizer::{StreamDecoder, Tokenizer};
 
+use crate::chat::defaults::{ModelDefaults, DEFAULT_CTX};
 pub use crate::chat::reasoning::CloseReason;
 use crate::chat::reasoning::{
     longest_suffix_prefix, Channel, ReasoningParser, Start, ThinkingGuard,
 };
-use crate::chat::defaults::{ModelDefaults, DEFAULT_CTX};
 use crate::sampler::Sampler;
 
 /// How to load a model.
@@ -263,7 +263,10 @@ impl Engine {
         }
         let t1 = Instant::now();
         let mut out = Output {
-            parser: opts.reasoning.as_ref().map(|r| ReasoningParser::new(r.start)),
+            parser: opts
+                .reasoning
+                .as_ref()
+                .map(|r| ReasoningParser::new(r.start)),
             stop: StopFilter::new(opts.stop),
             stopped: false,
         };

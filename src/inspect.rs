@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use hearth_models::gguf::GgufFile;
 
-/// The context length used when the user does not ask for one (capped at the trained length).
-pub const DEFAULT_CTX: u64 = 4096;
+use crate::chat::defaults::DEFAULT_CTX;
 
 /// Tensors of one type: how many and how many bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -93,8 +92,8 @@ impl ModelSummary {
     /// The context hearth uses by default: 4096, or the trained length if smaller.
     pub fn default_ctx(&self) -> u64 {
         match self.context_length {
-            Some(n) if n > 0 => n.min(DEFAULT_CTX),
-            _ => DEFAULT_CTX,
+            Some(n) if n > 0 => n.min(DEFAULT_CTX as u64),
+            _ => DEFAULT_CTX as u64,
         }
     }
 

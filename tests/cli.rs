@@ -102,6 +102,12 @@ fn info_describes_the_r1_vocabulary() {
     assert_eq!(v["chat_template"], true);
     assert_eq!(v["tensors"], 0);
     assert_eq!(v["tokenizer_ok"], true);
+    // The R1 defaults chatting will use.
+    assert_eq!(v["chat_template_used"], "gguf");
+    assert_eq!(v["defaults"]["family"], "DeepSeek-R1 distill");
+    assert_eq!(v["defaults"]["temperature"], "0.6");
+    assert_eq!(v["defaults"]["top-p"], "0.95");
+    assert_eq!(v["defaults"]["thinking"], "answer starts with <think>");
 }
 
 #[test]

@@ -144,7 +144,10 @@ mod tests {
 
     #[test]
     fn reasoning_is_stripped_from_history() {
-        assert_eq!(strip_reasoning("<think>\nx\n</think>\n\nThe answer."), "The answer.");
+        assert_eq!(
+            strip_reasoning("<think>\nx\n</think>\n\nThe answer."),
+            "The answer."
+        );
         assert_eq!(strip_reasoning("plain"), "plain");
         assert_eq!(strip_reasoning("a</think>b</think> c"), "c");
     }

@@ -154,7 +154,11 @@ impl ReasoningParser {
             }
             State::Reasoning { started } => {
                 // Held blanks are kept when text follows them, dropped at either end.
-                let rest = if started { rest.trim_end() } else { rest.trim() };
+                let rest = if started {
+                    rest.trim_end()
+                } else {
+                    rest.trim()
+                };
                 if !rest.trim_start().is_empty() {
                     emit(Channel::Reasoning, rest);
                 }
@@ -170,7 +174,9 @@ pub(crate) fn longest_suffix_prefix(text: &str, tag: &str) -> usize {
         .rev()
         .find(|&n| {
             text.is_char_boundary(text.len() - n)
-                && tag.as_bytes().starts_with(&text.as_bytes()[text.len() - n..])
+                && tag
+                    .as_bytes()
+                    .starts_with(&text.as_bytes()[text.len() - n..])
         })
         .unwrap_or(0)
 }
@@ -212,12 +218,9 @@ impl LoopDetector {
         if self.window.len() < self.n {
             return false;
         }
-        let key = self
-            .window
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, &t| {
-                (h ^ u64::from(t)).wrapping_mul(0x0000_0100_0000_01b3)
-            });
+        let key = self.window.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| {
+            (h ^ u64::from(t)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
         let count = self.counts.entry(key).or_insert(0);
         *count += 1;
         *count >= self.limit
@@ -297,7 +300,10 @@ mod tests {
     #[test]
     fn opening_tag_written_by_the_model() {
         assert_eq!(
-            parse(Start::Detect, &["<think>", "\nhmm, 2+2", ".\n", "</think>", "\n\n4"]),
+            parse(
+                Start::Detect,
+                &["<think>", "\nhmm, 2+2", ".\n", "</think>", "\n\n4"]
+            ),
             s("hmm, 2+2.", "4")
         );
     }
@@ -305,7 +311,10 @@ mod tests {
     #[test]
     fn opening_tag_written_by_the_template() {
         assert_eq!(
-            parse(Start::InReasoning, &["Let me", " think.\n\n", "</think>\n\nYes."]),
+            parse(
+                Start::InReasoning,
+                &["Let me", " think.\n\n", "</think>\n\nYes."]
+            ),
             s("Let me think.", "Yes.")
         );
         // A model that writes the tag again after the template's.
@@ -338,10 +347,16 @@ mod tests {
 
     #[test]
     fn no_reasoning_at_all() {
-        assert_eq!(parse(Start::Detect, &["Hello", " world"]), s("", "Hello world"));
+        assert_eq!(
+            parse(Start::Detect, &["Hello", " world"]),
+            s("", "Hello world")
+        );
         assert_eq!(parse(Start::Detect, &["<", "b>bold"]), s("", "<b>bold"));
         assert_eq!(parse(Start::Detect, &["<thi"]), s("", "<thi"));
-        assert_eq!(parse(Start::InAnswer, &["<think>x</think>y"]), s("", "<think>x</think>y"));
+        assert_eq!(
+            parse(Start::InAnswer, &["<think>x</think>y"]),
+            s("", "<think>x</think>y")
+        );
     }
 
     #[test]
@@ -360,7 +375,10 @@ mod tests {
     #[test]
     fn blanks_inside_are_kept_around_are_dropped() {
         assert_eq!(
-            parse(Start::InReasoning, &["\n\na\n\n", "b  ", "\n", "</think>\n\n", " c\n\nd\n"]),
+            parse(
+                Start::InReasoning,
+                &["\n\na\n\n", "b  ", "\n", "</think>\n\n", " c\n\nd\n"]
+            ),
             s("a\n\nb", "c\n\nd\n")
         );
     }
@@ -374,7 +392,9 @@ mod tests {
         assert_eq!(g.push(4, true), Some(CloseReason::Budget));
         assert_eq!(g.tokens, 3);
         let mut g = ThinkingGuard::new(None, true);
-        let looped = (0..200).map(|i| i % 20).position(|t| g.push(t, true).is_some());
+        let looped = (0..200)
+            .map(|i| i % 20)
+            .position(|t| g.push(t, true).is_some());
         // A 20-token paragraph: its first 16-gram is seen the 4th time at 3 * 20 + 15.
         assert_eq!(looped, Some(75));
         let mut g = ThinkingGuard::new(None, false);

@@ -138,8 +138,8 @@ impl Chat<'_> {
             );
         }
         let engine = self.engine;
-        let mut sampler = Sampler::new(self.params.clone(), engine.model.hp.n_vocab)?;
-        let reasoning = engine.defaults.reasoning.then(|| ReasoningOptions {
+        let mut sampler = Sampler::new(self.params, engine.model.hp.n_vocab)?;
+        let reasoning = engine.defaults.reasoning.then_some(ReasoningOptions {
             start: prompt.start,
             budget: self.budget,
             detect_loops: self.detect_loops,
@@ -214,9 +214,14 @@ impl Chat<'_> {
     /// Replace the conversation with a saved one: a system message (optional) then user and
     /// assistant messages in turn.
     fn load(&mut self, path: &Path) -> anyhow::Result<()> {
-        let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
         if meta.len() > 64 << 20 {
-            bail!("{}: {} bytes is too large for a conversation", path.display(), meta.len());
+            bail!(
+                "{}: {} bytes is too large for a conversation",
+                path.display(),
+                meta.len()
+            );
         }
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -301,7 +306,11 @@ impl Input {
             },
             Input::Plain(stdin) => {
                 let mut line = String::new();
-                if stdin.read_line(&mut line).context("reading standard input")? == 0 {
+                if stdin
+                    .read_line(&mut line)
+                    .context("reading standard input")?
+                    == 0
+                {
                     return Ok(None);
                 }
                 Ok(Some(line.trim_end_matches(['\n', '\r']).to_string()))
@@ -390,9 +399,9 @@ pub fn run(args: ChatCmdArgs) -> anyhow::Result<()> {
                 chat.print_stats();
                 Ok(())
             }
-            c if c.starts_with('/') && !c.contains(char::is_whitespace) && c.len() > 1 => Err(
-                anyhow::anyhow!("unknown command {c} (/help lists them)"),
-            ),
+            c if c.starts_with('/') && !c.contains(char::is_whitespace) && c.len() > 1 => {
+                Err(anyhow::anyhow!("unknown command {c} (/help lists them)"))
+            }
             _ => chat.answer(line),
         };
         if let Err(e) = outcome {

@@ -8,6 +8,8 @@ use clap::Args;
 use hearth_models::gguf::GgufFile;
 use hearth_models::tokenizer::Tokenizer;
 
+use crate::chat::defaults::ModelDefaults;
+use crate::chat::template::ChatTemplate;
 use crate::inspect::{human_bytes, human_count, ModelSummary};
 
 #[derive(Debug, Args)]
@@ -49,10 +51,35 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         None
     };
     let has_tokenizer = tokenizer.is_some();
+    // What chatting with the model will use: its template (or the built-in fallback) and the
+    // family's defaults.
+    let chat = match &tokenizer {
+        Some(t) => Some((
+            ChatTemplate::for_model(&file, t, None)?.name().to_string(),
+            ModelDefaults::detect(&file, t),
+        )),
+        None => None,
+    };
     if args.json {
-        println!("{}", to_json(&summary, &file, has_tokenizer));
+        let mut json = to_json(&summary, &file, has_tokenizer);
+        if let Some((template, defaults)) = &chat {
+            json["chat_template_used"] = template.as_str().into();
+            json["defaults"] = defaults
+                .describe()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        println!("{json}");
     } else {
         print!("{}", to_text(&summary, &file));
+        if let Some((template, defaults)) = &chat {
+            println!("chat           template {template}");
+            for (what, value) in defaults.describe() {
+                println!("  {what:<14} {value}");
+            }
+        }
     }
     Ok(())
 }

@@ -74,7 +74,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 "hearth: this model works best without a system prompt; it was put in the user turn"
             );
         }
-        let reasoning = engine.defaults.reasoning.then(|| ReasoningOptions {
+        let reasoning = engine.defaults.reasoning.then_some(ReasoningOptions {
             start: p.start,
             budget: args.chat.reasoning_budget,
             detect_loops: !args.chat.no_loop_check,

@@ -96,7 +96,11 @@ pub struct NetError {
 
 impl std::fmt::Display for NetError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.url, self.message)
+        if self.message.contains(&self.url) {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.url, self.message)
+        }
     }
 }
 

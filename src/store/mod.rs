@@ -170,6 +170,7 @@ impl Store {
                 path.clone(),
                 download::suffixed(&path, ".sha256"),
                 download::suffixed(&path, ".partial"),
+                download::suffixed(&path, ".partial.want"),
             ] {
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}

@@ -113,7 +113,10 @@ impl SpecialMatcher {
                 .find_overlapping_iter(content)
                 .filter(|m| vocab.attr(self.ids[m.pattern().as_usize()]) & guarded != 0)
                 .map(|m| {
-                    let first = content[m.start()..].chars().next().map_or(0, char::len_utf8);
+                    let first = content[m.start()..]
+                        .chars()
+                        .next()
+                        .map_or(0, char::len_utf8);
                     m.start() + first
                 })
                 .collect(),
