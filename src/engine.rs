@@ -130,7 +130,7 @@ impl Engine {
             None => [defaults.n_ctx, DEFAULT_CTX]
                 .into_iter()
                 .map(|n| n.min(model.hp.n_ctx_train))
-                .find(|&n| check_memory(&model, n, opts).is_ok())
+                .find(|&n| fits(&model, n, opts).is_ok())
                 .unwrap_or(DEFAULT_CTX.min(model.hp.n_ctx_train)),
         };
         check_memory(&model, n_ctx, opts)?;
@@ -289,6 +289,14 @@ impl Engine {
             if self.tokenizer.is_eog(token) {
                 break StopReason::Eog;
             }
+            if let Some(k) = opts.logprobs {
+                let (logprob, top) = log_probs(s.scratch.logits(), token, k);
+                on_event(Event::Token {
+                    id: token,
+                    logprob,
+                    top: &top,
+                });
+            }
             n_gen += 1;
             out.push(&decoder.push(token), on_event);
             if out.stopped {
@@ -349,6 +357,9 @@ pub struct GenOptions<'a> {
     pub reasoning: Option<ReasoningOptions>,
     /// Checked before every token: set it to stop (Ctrl-C, a client that went away).
     pub cancel: Option<&'a AtomicBool>,
+    /// Report each sampled token with its log-probability and the `n` most likely
+    /// alternatives ([`Event::Token`]); `None`: no such events, no extra work.
+    pub logprobs: Option<usize>,
 }
 
 /// How to treat a reasoning model's thinking.
@@ -363,12 +374,44 @@ pub struct ReasoningOptions {
 }
 
 /// What generation reports as it goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Event<'a> {
     /// Text of the reasoning or of the answer.
     Text(Channel, &'a str),
     /// hearth closed the thinking (its closing text follows as reasoning).
     ReasoningClosed(CloseReason),
+    /// A sampled token (only with [`GenOptions::logprobs`]), before its text: its natural-log
+    /// probability under the model's distribution (softmax of the raw logits, before sampling
+    /// filters) and the most likely tokens with theirs, best first.
+    Token {
+        id: u32,
+        logprob: f32,
+        top: &'a [(u32, f32)],
+    },
+}
+
+/// Log-softmax of `logits` at `token`, and the `k` largest entries (ties to the lower id).
+fn log_probs(logits: &[f32], token: u32, k: usize) -> (f32, Vec<(u32, f32)>) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    let log_z = max + sum.ln() as f32;
+    let lp = |l: f32| l - log_z;
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (id, &l) in (0u32..).zip(logits) {
+        if top.len() == k && top.last().is_none_or(|&(_, worst)| l <= worst) {
+            continue;
+        }
+        let at = top.partition_point(|&(_, v)| v >= l);
+        top.insert(at, (id, l));
+        top.truncate(k);
+    }
+    let logprob = logits
+        .get(token as usize)
+        .map_or(f32::NEG_INFINITY, |&l| lp(l));
+    (
+        logprob,
+        top.into_iter().map(|(id, l)| (id, lp(l))).collect(),
+    )
 }
 
 /// The text path of a generation: reasoning parser, then stop strings on the answer.
@@ -487,6 +530,19 @@ impl<'a> StopFilter<'a> {
 /// the scratch buffers are allocated (the byte counts live in `store::fit`, which `hearth fit`
 /// shares). With `force`, say so and go on.
 fn check_memory(model: &Model, n_ctx: usize, opts: &LoadOptions) -> anyhow::Result<()> {
+    if let Err(why) = fits(model, n_ctx, opts) {
+        if !opts.force {
+            bail!("{why}");
+        }
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| eprintln!("warning: --force: loading anyway; {why}"));
+    }
+    Ok(())
+}
+
+/// Whether weights + KV cache for `n_ctx` + scratch fit in the memory available (`Err`: the
+/// refusal, with the numbers and the options).
+fn fits(model: &Model, n_ctx: usize, opts: &LoadOptions) -> Result<(), String> {
     use crate::store::fit;
     let shape = fit::Shape::from_hparams(&model.hp);
     let need = fit::memory_need(
@@ -496,17 +552,16 @@ fn check_memory(model: &Model, n_ctx: usize, opts: &LoadOptions) -> anyhow::Resu
         opts.batch,
         opts.cache_type,
     );
-    if let Some(avail) = fit::available_memory() {
-        if need.total() > avail {
-            let why = fit::refusal(&shape, &need, opts.batch, opts.cache_type, avail);
-            if !opts.force {
-                bail!("{why}");
-            }
-            static WARNED: std::sync::Once = std::sync::Once::new();
-            WARNED.call_once(|| eprintln!("warning: --force: loading anyway; {why}"));
-        }
+    match fit::available_memory() {
+        Some(avail) if need.total() > avail => Err(fit::refusal(
+            &shape,
+            &need,
+            opts.batch,
+            opts.cache_type,
+            avail,
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -536,5 +591,18 @@ mod tests {
         assert_eq!(run(&[], &["x", "y"]), ("xy".into(), false));
         assert_eq!(run(&["ab", "b"], &["xab"]), ("x".into(), true));
         assert_eq!(run(&["é!"], &["café", "?"]), ("café?".into(), false));
+    }
+
+    #[test]
+    fn log_probs_are_normalised_and_ranked() {
+        let logits = [1.0f32, 3.0, 2.0, 3.0];
+        let (lp, top) = log_probs(&logits, 2, 3);
+        let z: f32 = logits.iter().map(|l| l.exp()).sum();
+        assert!((lp - (2.0f32.exp() / z).ln()).abs() < 1e-5);
+        let ids: Vec<u32> = top.iter().map(|t| t.0).collect();
+        assert_eq!(ids, [1, 3, 2]);
+        let total: f32 = logits.iter().map(|&l| (l - z.ln()).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-5);
+        assert!(log_probs(&logits, 0, 0).1.is_empty());
     }
 }

@@ -6,4 +6,5 @@ pub mod cpu;
 pub mod engine;
 pub mod inspect;
 pub mod sampler;
+pub mod server;
 pub mod store;

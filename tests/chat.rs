@@ -186,6 +186,7 @@ fn reasoning_budget_closes_thinking_on_a_real_model() {
                 Event::Text(Channel::Reasoning, t) => thought.push_str(t),
                 Event::Text(Channel::Answer, t) => answer.push_str(t),
                 Event::ReasoningClosed(why) => closed.push((why, thought.len())),
+                Event::Token { .. } => {}
             },
         )
         .unwrap();
@@ -254,7 +255,8 @@ fn type_line(p: &mut rexpect::session::PtySession, line: &str) {
 }
 
 /// `hearth chat` in a terminal: two turns, `/stats` shows the second turn evaluating only the
-/// new tokens, `/save` writes the conversation, Ctrl-D leaves.
+/// new tokens, Ctrl-C stops an answer without leaving, `/save` writes the conversation (the
+/// interrupted answer as far as it went), Ctrl-D leaves.
 #[test]
 fn chat_in_a_terminal_reuses_the_cache_between_turns() {
     let Some(path) = common::require_model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else {
@@ -264,8 +266,17 @@ fn chat_in_a_terminal_reuses_the_cache_between_turns() {
     std::fs::create_dir_all(&dir).unwrap();
     let saved = dir.join("conversation.json");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
-    cmd.args(["chat", "--temperature", "0", "-n", "24", "-c", "1024", "-m"])
-        .arg(&path);
+    cmd.args([
+        "chat",
+        "--temperature",
+        "0",
+        "-n",
+        "300",
+        "-c",
+        "1024",
+        "-m",
+    ])
+    .arg(&path);
     let mut p = rexpect::session::spawn_command(cmd, Some(120_000)).expect("spawn in a pty");
     p.exp_string(">>> ").expect("first prompt");
     type_line(&mut p, "What is the capital of France? One word.");
@@ -277,8 +288,15 @@ fn chat_in_a_terminal_reuses_the_cache_between_turns() {
         .exp_regex(r"turn 2: prompt \d+ tokens \(\d+ reused, \d+ evaluated")
         .expect("stats");
     p.exp_string(">>> ").unwrap();
+    // Ctrl-C stops a long answer and the session goes on.
+    type_line(&mut p, "Write a long story about a dragon.");
+    p.exp_regex(r"\w+ \w+ \w+ \w+").expect("the story starts");
+    p.send_control('c').unwrap();
+    p.exp_string("hearth: stopped")
+        .expect("Ctrl-C stops the answer");
+    p.exp_string(">>> ").expect("and the session goes on");
     type_line(&mut p, &format!("/save {}", saved.display()));
-    p.exp_string("saved 2 turns").unwrap();
+    p.exp_string("saved 3 turns").unwrap();
     p.exp_string(">>> ").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().expect("Ctrl-D leaves");
@@ -300,7 +318,17 @@ fn chat_in_a_terminal_reuses_the_cache_between_turns() {
         .iter()
         .map(|m| m["role"].as_str().unwrap())
         .collect();
-    assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
+    assert_eq!(
+        roles,
+        [
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+            "assistant"
+        ]
+    );
     assert!(messages[1]["content"].as_str().unwrap().contains("Paris"));
     assert!(messages[3]["content"].as_str().unwrap().contains("Rome"));
     std::fs::remove_dir_all(&dir).ok();

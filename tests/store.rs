@@ -671,7 +671,7 @@ fn list_show_and_rm_work_on_the_store() {
         sha.as_str(),
         "/test/vocab/resolve/main/R1-vocab.gguf",
         "architecture   qwen2",
-        "defaults",
+        "temperature",
         "fits",
     ] {
         assert!(show.contains(want), "show lacks {want}:\n{show}");

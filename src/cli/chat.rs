@@ -149,6 +149,7 @@ impl Chat<'_> {
             stop: &[],
             reasoning,
             cancel: Some(&CANCEL),
+            logprobs: None,
         };
         let mut printer = Printer::new(self.think, true);
         let (mut answer, mut thought) = (String::new(), String::new());
@@ -162,7 +163,7 @@ impl Chat<'_> {
                 match event {
                     Event::Text(Channel::Answer, t) => answer.push_str(t),
                     Event::Text(Channel::Reasoning, t) => thought.push_str(t),
-                    Event::ReasoningClosed(_) => {}
+                    Event::ReasoningClosed(_) | Event::Token { .. } => {}
                 }
                 printer.event(event)
             },
@@ -331,8 +332,6 @@ pub fn run(args: ChatCmdArgs) -> anyhow::Result<()> {
         )?,
         defaults: engine.defaults.clone(),
     };
-    ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed))
-        .context("installing the Ctrl-C handler")?;
     let mut chat = Chat {
         engine: &engine,
         format,
@@ -347,6 +346,10 @@ pub fn run(args: ChatCmdArgs) -> anyhow::Result<()> {
         stats: Vec::new(),
     };
     let mut input = Input::open()?;
+    // After the editor, which takes SIGINT for itself when it starts: while a line is edited
+    // the terminal is raw and Ctrl-C is a key; while an answer streams it stops the answer.
+    ctrlc::set_handler(|| CANCEL.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
     eprintln!(
         "hearth chat: {} ({} context, template {}{}); /help for commands, Ctrl-D to leave",
         engine.model.file().paths()[0]

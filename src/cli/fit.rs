@@ -102,7 +102,7 @@ impl Facts {
 
     /// Estimated generation tokens/s on this machine.
     pub fn estimate(&self, probe: &mut Probe) -> Option<f64> {
-        let traffic = self.traffic.as_ref()?;
+        let traffic = self.traffic.as_ref().filter(|t| t.bytes() > 0)?;
         let dispatch = probe.dispatch_s();
         fit::estimate_tg(traffic, &mut |ty| probe.rate(ty), dispatch)
     }

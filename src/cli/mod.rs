@@ -11,6 +11,7 @@ mod perplexity;
 mod pull;
 mod rm;
 mod run;
+mod serve;
 mod show;
 mod tokenize;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Talk with a model in the terminal, turn after turn.
     Chat(chat::ChatCmdArgs),
+    /// Serve a model over HTTP with OpenAI's API (chat completions, completions, models).
+    Serve(serve::ServeArgs),
     /// Measure perplexity on a text file (llama-perplexity's convention).
     Perplexity(perplexity::PerplexityArgs),
     /// Measure prompt and generation speed (llama-bench's method).
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokenize(args) => tokenize::run(args),
         Command::Run(args) => run::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Perplexity(args) => perplexity::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Pull(args) => pull::run(args),

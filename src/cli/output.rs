@@ -107,6 +107,7 @@ impl Printer {
                 }
                 eprintln!("\nhearth: {what}; asking the model to answer now");
             }
+            Event::Token { .. } => {}
         }
     }
 

@@ -88,6 +88,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         stop: &args.stop,
         reasoning,
         cancel: None,
+        logprobs: None,
     };
     let stats = engine.generate(&mut session, &tokens, &mut sampler, &opts, &mut |event| {
         printer.event(event)

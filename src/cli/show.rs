@@ -1,16 +1,11 @@
-//! `hearth show NAME`: what `hearth info` shows, plus where the model came from, the defaults
-//! hearth will use with it, whether it fits, and how fast it should run here (set beside what
+//! `hearth show NAME`: what `hearth info` shows (with the defaults hearth will use), plus where
+//! the model came from, whether it fits, and how fast it should run here (set beside what
 //! `hearth bench` measured, when it has).
 
-use std::path::Path;
-
 use clap::Args;
-use hearth_models::gguf::GgufFile;
 use hearth_models::kv_cache::CacheType;
-use hearth_models::tokenizer::Tokenizer;
 
 use super::fit::{facts_of, Facts};
-use crate::chat::defaults::ModelDefaults;
 use crate::inspect::human_bytes;
 use crate::store::manifest::{ago, format_time};
 use crate::store::probe::Probe;
@@ -61,8 +56,6 @@ pub fn run(args: ShowArgs) -> anyhow::Result<()> {
             kernel_sets: false,
             json: false,
         })?;
-        println!();
-        print_defaults(path)?;
     } else if let Some(e) = entry {
         let s = catalogue::get()?.shape(e);
         println!(
@@ -74,19 +67,6 @@ pub fn run(args: ShowArgs) -> anyhow::Result<()> {
         }
     }
     print_fit(&facts, args.ctx_size, args.threads)
-}
-
-fn print_defaults(path: &Path) -> anyhow::Result<()> {
-    let file = GgufFile::open(path)?;
-    let defaults = match Tokenizer::from_gguf(&file) {
-        Ok(t) => ModelDefaults::detect(&file, &t),
-        Err(_) => ModelDefaults::generic(),
-    };
-    println!("defaults (every one can be overridden):");
-    for (what, value) in defaults.describe() {
-        println!("  {what:<13} {value}");
-    }
-    Ok(())
 }
 
 fn print_fit(facts: &Facts, ctx: Option<usize>, threads: usize) -> anyhow::Result<()> {
@@ -109,7 +89,7 @@ fn print_fit(facts: &Facts, ctx: Option<usize>, threads: usize) -> anyhow::Resul
     }
     let mut probe = Probe::new(threads, false)?;
     let Some(est) = facts.estimate(&mut probe) else {
-        println!("speed          no estimate (a weight type hearth cannot multiply by)");
+        println!("speed          no estimate (no weights whose speed hearth can measure)");
         return Ok(());
     };
     let read = facts.traffic.as_ref().map_or(0, |t| t.bytes());

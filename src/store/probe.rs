@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// Bytes each measurement streams through.
 const BUFFER: usize = 256 << 20;
-/// How long each rate is measured (after one warm-up pass).
+/// How long each rate is measured at least (after one warm-up pass).
 const MEASURE: Duration = Duration::from_millis(300);
 const COLS: usize = 2048;
 const ROWS: usize = 4096;
@@ -176,12 +176,24 @@ fn measure_bandwidth() -> f64 {
     let chunk = buf.len().div_ceil(rayon::current_num_threads() * 4);
     let pass = || buf.par_chunks(chunk).map(|c| dot(c, c) as f64).sum::<f64>();
     std::hint::black_box(pass());
-    let (mut bytes, start) = (0u64, Instant::now());
-    while start.elapsed() < MEASURE {
+    median_of_passes(|| {
         std::hint::black_box(pass());
-        bytes += BUFFER as u64;
+        Some(())
+    })
+    .map_or(0.0, |secs| BUFFER as f64 / secs)
+}
+
+/// The median time of `pass` over at least three runs and [`MEASURE`]: a machine shared with
+/// other work has bursts, and the median ignores them where a mean would not.
+fn median_of_passes(mut pass: impl FnMut() -> Option<()>) -> Option<f64> {
+    let (mut times, start) = (Vec::new(), Instant::now());
+    while times.len() < 3 || start.elapsed() < MEASURE {
+        let t = Instant::now();
+        pass()?;
+        times.push(t.elapsed().as_secs_f64());
     }
-    bytes as f64 / start.elapsed().as_secs_f64()
+    times.sort_by(f64::total_cmp);
+    Some(times[times.len() / 2])
 }
 
 /// One quantized row of `ty`, from a smooth f32 row.
@@ -208,12 +220,14 @@ fn measure_dispatch() -> Option<f64> {
     let mut out = vec![0f32; 16];
     let mut scratch = MatmulScratch::default();
     matmul(&w, &x, 1, &mut out, &mut scratch).ok()?;
-    let (mut n, start) = (0u32, Instant::now());
-    while start.elapsed() < MEASURE / 3 {
-        matmul(&w, &x, 1, &mut out, &mut scratch).ok()?;
-        n += 1;
-    }
-    Some(start.elapsed().as_secs_f64() / f64::from(n.max(1)))
+    const CALLS: u32 = 100;
+    let batch = median_of_passes(|| {
+        for _ in 0..CALLS {
+            matmul(&w, &x, 1, &mut out, &mut scratch).ok()?;
+        }
+        Some(())
+    })?;
+    Some(batch / f64::from(CALLS))
 }
 
 fn measure_rate(ty: GgmlType, dispatch_s: f64) -> Option<f64> {
@@ -238,11 +252,6 @@ fn measure_rate(ty: GgmlType, dispatch_s: f64) -> Option<f64> {
         Some(())
     };
     pass(&mut out)?;
-    let (mut passes, start) = (0u64, Instant::now());
-    while start.elapsed() < MEASURE {
-        pass(&mut out)?;
-        passes += 1;
-    }
-    let secs = start.elapsed().as_secs_f64() - (passes * n_mat as u64) as f64 * dispatch_s;
-    Some((passes * (per_matrix * n_mat) as u64) as f64 / secs.max(1e-9))
+    let secs = median_of_passes(|| pass(&mut out))? - n_mat as f64 * dispatch_s;
+    Some((per_matrix * n_mat) as f64 / secs.max(1e-9))
 }
