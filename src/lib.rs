@@ -8,3 +8,4 @@ pub mod inspect;
 pub mod sampler;
 pub mod server;
 pub mod store;
+pub mod strftime;

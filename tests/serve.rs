@@ -152,7 +152,11 @@ fn chat_completions_models_health_and_metrics() {
         get(s.addr, "/nowhere", "").json()["error"]["type"],
         "not_found_error"
     );
-    // One log line per request, with its tokens and speed.
+    // One log line per request, with its tokens and speed (the log is read on another thread).
+    let t = Instant::now();
+    while !s.log_text().contains("GET /nowhere 404") && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = s.log_text();
     assert!(
         log.contains("/v1/chat/completions 200 prompt") && log.contains("t/s"),

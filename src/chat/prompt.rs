@@ -2,11 +2,13 @@
 //! scaffolding becomes control tokens, message content is always text.
 
 use anyhow::Context;
+use hearth_models::gguf::GgufFile;
 use hearth_models::tokenizer::Tokenizer;
 
 use super::defaults::ModelDefaults;
 use super::reasoning::{Start, CLOSE, OPEN};
 use super::template::{ChatTemplate, Message};
+use crate::engine::Engine;
 
 /// What to do with a reasoning model's thinking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +65,34 @@ pub fn strip_reasoning(content: &str) -> &str {
 }
 
 impl ChatFormat {
+    /// A model's format: its chat template (or `template_override`, a built-in name or a file)
+    /// and its family's defaults.
+    pub fn for_model(
+        file: &GgufFile,
+        tokenizer: &Tokenizer,
+        template_override: Option<&str>,
+    ) -> anyhow::Result<ChatFormat> {
+        Ok(ChatFormat {
+            template: ChatTemplate::for_model(file, tokenizer, template_override)?,
+            defaults: ModelDefaults::detect(file, tokenizer),
+        })
+    }
+
+    /// The format of the model an engine runs.
+    pub fn for_engine(
+        engine: &Engine,
+        template_override: Option<&str>,
+    ) -> anyhow::Result<ChatFormat> {
+        Ok(ChatFormat {
+            template: ChatTemplate::for_model(
+                engine.model.file(),
+                &engine.tokenizer,
+                template_override,
+            )?,
+            defaults: engine.defaults.clone(),
+        })
+    }
+
     /// The prompt that asks the model for the next assistant turn after `messages`
     /// (or, when the last message is the assistant's, continues nothing: it renders them as is).
     pub fn prompt(

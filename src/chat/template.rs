@@ -15,7 +15,6 @@
 //! cap, and minijinja's recursion limit.
 
 mod python;
-mod strftime;
 
 use std::io;
 use std::path::Path;
@@ -267,7 +266,7 @@ fn environment() -> Result<Environment<'static>, Error> {
     env.set_formatter(python::format_output);
     env.add_filter("tojson", python::tojson);
     env.add_function("raise_exception", raise_exception);
-    env.add_function("strftime_now", strftime::strftime_now);
+    env.add_function("strftime_now", crate::strftime::strftime_now);
     Ok(env)
 }
 

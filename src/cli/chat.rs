@@ -16,7 +16,7 @@ use super::common::{ChatArgs, ModelArgs, SamplingArgs};
 use super::output::{stats_line, stop_notice, Printer};
 use crate::chat::prompt::{ChatFormat, Prompt, ThinkMode};
 use crate::chat::reasoning::Channel;
-use crate::chat::template::{ChatTemplate, Message};
+use crate::chat::template::Message;
 use crate::engine::{Engine, Event, GenOptions, GenStats, ReasoningOptions, Session};
 use crate::sampler::{Sampler, SamplerParams};
 
@@ -324,14 +324,7 @@ pub fn run(args: ChatCmdArgs) -> anyhow::Result<()> {
     let engine = Engine::load(&args.model.resolve()?, &args.model.load_options())?;
     let params = args.sampling.params(&engine.defaults);
     params.validate()?;
-    let format = ChatFormat {
-        template: ChatTemplate::for_model(
-            engine.model.file(),
-            &engine.tokenizer,
-            args.chat.chat_template.as_deref(),
-        )?,
-        defaults: engine.defaults.clone(),
-    };
+    let format = ChatFormat::for_engine(&engine, args.chat.chat_template.as_deref())?;
     let mut chat = Chat {
         engine: &engine,
         format,

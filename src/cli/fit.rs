@@ -49,7 +49,7 @@ impl Facts {
         let file = GgufFile::open(path).with_context(|| format!("opening {}", path.display()))?;
         let shape = match (Shape::from_gguf(&file), entry) {
             (Ok(s), _) => s,
-            (Err(_), Some(e)) => Shape::from_spec(catalogue::get()?.shape(e)),
+            (Err(_), Some(e)) => catalogue::get()?.shape(e).shape.clone(),
             (Err(err), None) => {
                 return Err(err.context(format!("{}: shape unknown", path.display())))
             }
@@ -80,7 +80,7 @@ impl Facts {
     /// From the catalogue alone (not downloaded).
     pub fn of_entry(e: &Entry) -> anyhow::Result<Facts> {
         let spec = catalogue::get()?.shape(e);
-        let shape = Shape::from_spec(spec);
+        let shape = spec.shape.clone();
         Ok(Facts {
             traffic: Traffic::of_catalogue(&shape, spec.tied, &e.quant, e.approx_bytes),
             weights: e.approx_bytes,

@@ -60,7 +60,7 @@ pub fn run(args: ShowArgs) -> anyhow::Result<()> {
         let s = catalogue::get()?.shape(e);
         println!(
             "shape          {} {} layers, embedding {}, {} heads ({} KV heads), quantization {}",
-            s.arch, s.n_layer, s.n_embd, s.n_head, s.n_head_kv, e.quant
+            s.arch, s.shape.n_layer, s.shape.n_embd, s.shape.n_head, s.shape.n_head_kv, e.quant
         );
         if e.r1 {
             println!("defaults       DeepSeek-R1 distill: temperature 0.6, top-p 0.95, no system prompt (folded into the first user turn), answer starts with <think>, context 8192 where memory allows");

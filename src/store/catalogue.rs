@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::fit::Shape;
 use super::manifest::{Manifest, StoredFile};
 use super::Store;
 
@@ -16,14 +17,8 @@ const CATALOGUE_JSON: &str = include_str!("../../data/catalogue.json");
 #[derive(Clone, Debug, Deserialize)]
 pub struct ShapeSpec {
     pub arch: String,
-    pub n_layer: usize,
-    pub n_embd: usize,
-    pub n_ff: usize,
-    pub n_head: usize,
-    pub n_head_kv: usize,
-    pub head_dim: usize,
-    pub n_vocab: usize,
-    pub n_ctx_train: usize,
+    #[serde(flatten)]
+    pub shape: Shape,
     /// Whether the output projection reuses the token embeddings.
     pub tied: bool,
 }

@@ -17,11 +17,10 @@ use hearth_models::kv_cache::{CacheType, KvCache};
 use hearth_quant::GgmlType;
 use serde::{Deserialize, Serialize};
 
-use super::catalogue::ShapeSpec;
 use crate::inspect::human_bytes;
 
 /// The hyper-parameters that set memory and speed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Shape {
     pub n_layer: usize,
     pub n_embd: usize,
@@ -44,19 +43,6 @@ impl Shape {
             head_dim: hp.head_dim,
             n_vocab: hp.n_vocab,
             n_ctx_train: hp.n_ctx_train,
-        }
-    }
-
-    pub fn from_spec(s: &ShapeSpec) -> Shape {
-        Shape {
-            n_layer: s.n_layer,
-            n_embd: s.n_embd,
-            n_ff: s.n_ff,
-            n_head: s.n_head,
-            n_head_kv: s.n_head_kv,
-            head_dim: s.head_dim,
-            n_vocab: s.n_vocab,
-            n_ctx_train: s.n_ctx_train,
         }
     }
 

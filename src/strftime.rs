@@ -1,6 +1,7 @@
-//! `strftime_now(format)`, the global transformers gives chat templates (Llama 3.1+ and others
-//! print today's date in their system prompt). Python formats `datetime.now()`; we format the
-//! current UTC time, since the process has no time-zone database and the date is what matters.
+//! Dates as `strftime` writes them, in UTC: `strftime_now(format)`, the global transformers
+//! gives chat templates (Llama 3.1+ and others print today's date in their system prompt; Python
+//! formats `datetime.now()`, we the current UTC time, since the process has no time-zone
+//! database and the date is what matters), and the store's timestamps.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -93,7 +94,7 @@ pub fn strftime_now(format: &str) -> Result<String, Error> {
 /// `time.strftime(format, time.gmtime(secs))` for the common conversions: `%a %A %b %B %d %e
 /// %H %I %j %m %M %p %S %y %Y %Z %z %F %T %%`, and glibc's `-` flag (`%-d`) that drops the padding.
 /// An unknown conversion is copied as written, as glibc does.
-fn format_unix(secs: i64, format: &str) -> String {
+pub fn format_unix(secs: i64, format: &str) -> String {
     let t = civil_from_unix(secs);
     let mut out = String::new();
     let mut chars = format.chars().peekable();
