@@ -666,6 +666,179 @@ fn q6_k_q8_k<const N: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     out
 }
 
+/// For sub-blocks `2k` and `2k + 1` of a 128-element half: the i16 scale of sub-block `2k` in
+/// the low 128-bit lane, of `2k + 1` in the high one, taken from eight i16 scales repeated in
+/// both lanes (ggml's `get_scale_shuffle_q3k`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_pair(scales: __m256i, k: usize) -> __m256i {
+    let (lo, hi) = ((4 * k) as i8, (4 * k + 2) as i8);
+    let shuffle = _mm256_setr_epi8(
+        lo,
+        lo + 1,
+        lo,
+        lo + 1,
+        lo,
+        lo + 1,
+        lo,
+        lo + 1,
+        lo,
+        lo + 1,
+        lo,
+        lo + 1,
+        lo,
+        lo + 1,
+        lo,
+        lo + 1,
+        hi,
+        hi + 1,
+        hi,
+        hi + 1,
+        hi,
+        hi + 1,
+        hi,
+        hi + 1,
+        hi,
+        hi + 1,
+        hi,
+        hi + 1,
+        hi,
+        hi + 1,
+        hi,
+        hi + 1,
+    );
+    _mm256_shuffle_epi8(scales, shuffle)
+}
+
+/// Sixteen i8 scales → two registers of eight i16 scales (sub-blocks 0..8 and 8..16), each
+/// repeated in both 128-bit lanes for [`scale_pair`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scales_by_half(scales8: __m128i) -> [__m256i; 2] {
+    let all = _mm256_cvtepi8_epi16(scales8);
+    let (l, h) = (
+        _mm256_castsi256_si128(all),
+        _mm256_extracti128_si256(all, 1),
+    );
+    [_mm256_set_m128i(l, l), _mm256_set_m128i(h, h)]
+}
+
+/// Q2_K as ggml's AVX2 `ggml_vec_dot_q2_K_q8_K`: per block, the mins times the activation
+/// sums (`vpmaddwd` over the sixteen bsums) go into the f32 lanes with `-dy·dmin`, then the
+/// 2-bit quants times the activations, scaled per sub-block of 16, with `dy·d`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q2_k_q8_k<const N: usize>(x: &[BlockQ2K], y: [&[BlockQ8K]; N]) -> [f32; N] {
+    let y = row_ptrs(y, x.len());
+    let mut acc = [_mm256_setzero_ps(); N];
+    let m3 = _mm256_set1_epi8(3);
+    let m4 = _mm_set1_epi8(0x0f);
+    for (i, x) in x.iter().enumerate() {
+        // SAFETY: scales is 16 bytes.
+        let mins_and_scales = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+        let scales = scales_by_half(_mm_and_si128(mins_and_scales, m4));
+        let mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(mins_and_scales, 4), m4));
+        let (dx, dmin_x) = (f16_to_f32(x.d), f16_to_f32(x.dmin));
+        let mut q = [[_mm256_setzero_si256(); 4]; 2];
+        for (half, q) in q.iter_mut().enumerate() {
+            // SAFETY: 32 bytes of qs at 32 * half (qs is 64 long).
+            let bits = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * half).cast()) };
+            for (k, q) in q.iter_mut().enumerate() {
+                *q = _mm256_and_si256(_mm256_srl_epi16(bits, _mm_cvtsi32_si128(2 * k as i32)), m3);
+            }
+        }
+        for c in 0..N {
+            // SAFETY: row c holds x.len() > i blocks (`row_ptrs`).
+            let y = unsafe { &*y[c].add(i) };
+            // SAFETY: bsums is 16 i16 (32 bytes).
+            let bsums = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+            let prod = _mm256_madd_epi16(mins, bsums);
+            let dmin = -y.d * dmin_x;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc[c]);
+            let mut sumi = _mm256_setzero_si256();
+            for half in 0..2 {
+                let mut p = [_mm256_setzero_si256(); 4];
+                for k in 0..4 {
+                    // SAFETY: 32 bytes of y.qs at 128 * half + 32 * k < 256.
+                    let a = unsafe { load32(y.qs.as_ptr().add(128 * half + 32 * k)) };
+                    p[k] = _mm256_madd_epi16(
+                        scale_pair(scales[half], k),
+                        _mm256_maddubs_epi16(q[half][k], a),
+                    );
+                }
+                let p01 = _mm256_add_epi32(p[0], p[1]);
+                let p23 = _mm256_add_epi32(p[2], p[3]);
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p01, p23));
+            }
+            let d = y.d * dx;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]);
+    }
+    out
+}
+
+/// Q3_K as ggml's AVX2 `ggml_vec_dot_q3_K_q8_K`: the two low bits times the activations minus
+/// `4 · a` where the element's high bit is clear (both by `vpmaddubsw`), scaled per sub-block
+/// of 16 by the signed 6-bit scales, times `dy·d`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q3_k_q8_k<const N: usize>(x: &[BlockQ3K], y: [&[BlockQ8K]; N]) -> [f32; N] {
+    let y = row_ptrs(y, x.len());
+    let mut acc = [_mm256_setzero_ps(); N];
+    let m3 = _mm256_set1_epi8(3);
+    let one = _mm256_set1_epi8(1);
+    for (i, x) in x.iter().enumerate() {
+        let sc = hearth_quant::q3k_scales(&x.scales);
+        // SAFETY: sc is 16 bytes.
+        let scales = scales_by_half(unsafe { _mm_loadu_si128(sc.as_ptr().cast()) });
+        // SAFETY: hmask is 32 bytes.
+        let hbits = unsafe { _mm256_loadu_si256(x.hmask.as_ptr().cast()) };
+        let mut low = [[_mm256_setzero_si256(); 4]; 2];
+        let mut high = [[_mm256_setzero_si256(); 4]; 2];
+        for half in 0..2 {
+            // SAFETY: 32 bytes of qs at 32 * half (qs is 64 long).
+            let bits = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * half).cast()) };
+            for k in 0..4 {
+                let shift = _mm_cvtsi32_si128(2 * k as i32);
+                low[half][k] = _mm256_and_si256(_mm256_srl_epi16(bits, shift), m3);
+                // 4 where the element's high bit (bit 4 * half + k of its hmask byte) is clear.
+                let bit = _mm_cvtsi32_si128((4 * half + k) as i32);
+                let clear = _mm256_andnot_si256(hbits, _mm256_sll_epi16(one, bit));
+                high[half][k] = _mm256_slli_epi16(_mm256_srl_epi16(clear, bit), 2);
+            }
+        }
+        for c in 0..N {
+            // SAFETY: row c holds x.len() > i blocks (`row_ptrs`).
+            let y = unsafe { &*y[c].add(i) };
+            let mut sumi = _mm256_setzero_si256();
+            for half in 0..2 {
+                let mut p = [_mm256_setzero_si256(); 4];
+                for k in 0..4 {
+                    // SAFETY: 32 bytes of y.qs at 128 * half + 32 * k < 256.
+                    let a = unsafe { load32(y.qs.as_ptr().add(128 * half + 32 * k)) };
+                    let p16 = _mm256_sub_epi16(
+                        _mm256_maddubs_epi16(low[half][k], a),
+                        _mm256_maddubs_epi16(high[half][k], a),
+                    );
+                    p[k] = _mm256_madd_epi16(scale_pair(scales[half], k), p16);
+                }
+                let p01 = _mm256_add_epi32(p[0], p[1]);
+                let p23 = _mm256_add_epi32(p[2], p[3]);
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p01, p23));
+            }
+            let d = y.d * f16_to_f32(x.d);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    let mut out = [0f32; N];
+    for c in 0..N {
+        out[c] = hsum(acc[c]);
+    }
+    out
+}
+
 /// Activation rows a prompt kernel takes at once.
 const COLS: usize = 4;
 
@@ -717,6 +890,8 @@ entry!(vec_dot_q4_1, vec_dot_n_q4_1, BlockQ4_1, q4_1_q8_1);
 entry!(vec_dot_q5_0, vec_dot_n_q5_0, BlockQ5_0, q5_0_q8_0);
 entry!(vec_dot_q5_1, vec_dot_n_q5_1, BlockQ5_1, q5_1_q8_1);
 entry!(vec_dot_q8_0, vec_dot_n_q8_0, BlockQ8_0, q8_0_q8_0);
+entry!(vec_dot_q2_k, vec_dot_n_q2_k, BlockQ2K, q2_k_q8_k);
+entry!(vec_dot_q3_k, vec_dot_n_q3_k, BlockQ3K, q3_k_q8_k);
 entry!(vec_dot_q4_k, vec_dot_n_q4_k, BlockQ4K, q4_k_q8_k);
 entry!(vec_dot_q5_k, vec_dot_n_q5_k, BlockQ5K, q5_k_q8_k);
 entry!(vec_dot_q6_k, vec_dot_n_q6_k, BlockQ6K, q6_k_q8_k);
@@ -839,8 +1014,14 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<BlockQ8_0>(),
         Some((vec_dot_q8_0, vec_dot_n_q8_0)),
     ),
-    avx2(scalar::entry::<BlockQ2K>(), None),
-    avx2(scalar::entry::<BlockQ3K>(), None),
+    avx2(
+        scalar::entry::<BlockQ2K>(),
+        Some((vec_dot_q2_k, vec_dot_n_q2_k)),
+    ),
+    avx2(
+        scalar::entry::<BlockQ3K>(),
+        Some((vec_dot_q3_k, vec_dot_n_q3_k)),
+    ),
     avx2(
         scalar::entry::<BlockQ4K>(),
         Some((vec_dot_q4_k, vec_dot_n_q4_k)),
