@@ -839,6 +839,26 @@ fn q3_k_q8_k<const N: usize>(x: &[BlockQ3K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     out
 }
 
+/// F16 weights against F16 activations: `ggml_vec_dot_f16`, the arithmetic attention uses too.
+fn vec_dot_f16(weights: &[u8], act: &[u8]) -> f32 {
+    let w = blocks_from_bytes::<F16Le>(weights).expect("weight row layout");
+    let a = blocks_from_bytes::<F16Le>(act).expect("activation row layout");
+    assert_eq!(
+        w.len(),
+        a.len(),
+        "weight and activation rows differ in length"
+    );
+    // SAFETY: CPU features as for every kernel here; both rows hold `w.len()` f16 values
+    // (`F16Le` is two bytes with alignment 1, which `dot_f16_raw` accepts).
+    unsafe { super::avx2_vec::dot_f16_raw(w.as_ptr().cast(), a.as_ptr().cast(), w.len()) }
+}
+
+fn vec_dot_n_f16(weights: &[u8], act: &[u8], stride: usize, out: &mut [f32]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = vec_dot_f16(weights, &act[i * stride..i * stride + weights.len()]);
+    }
+}
+
 /// Activation rows a prompt kernel takes at once.
 const COLS: usize = 4;
 
@@ -992,7 +1012,7 @@ const fn avx2(base: MatKernels, dots: Option<Dots>) -> MatKernels {
 /// whatever the weight type).
 pub static TABLE: [MatKernels; 15] = [
     avx2(scalar::entry::<f32>(), None),
-    avx2(scalar::entry::<F16Le>(), None),
+    avx2(scalar::entry::<F16Le>(), Some((vec_dot_f16, vec_dot_n_f16))),
     avx2(scalar::entry::<Bf16Le>(), None),
     avx2(
         scalar::entry::<BlockQ4_0>(),

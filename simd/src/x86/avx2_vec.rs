@@ -194,24 +194,24 @@ unsafe fn load_f16x8(p: *const u16) -> __m256 {
 
 fn dot_f16(x: &[u16], y: &[u16]) -> f32 {
     assert_eq!(x.len(), y.len());
-    // SAFETY: CPU features guaranteed by `VEC`'s use; lengths equal.
-    unsafe { dot_f16_avx2(x, y) }
+    // SAFETY: CPU features guaranteed by `VEC`'s use; both slices hold `x.len()` values.
+    unsafe { dot_f16_raw(x.as_ptr(), y.as_ptr(), x.len()) }
 }
 
+/// `ggml_vec_dot_f16` over `n` f16 values at `x` and `y`, which need no alignment (the matmul
+/// kernels pass weight rows straight from the file).
+///
+/// # Safety
+/// AVX2, FMA and F16C; `x` and `y` readable for `n` values each.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_f16_avx2(x: &[u16], y: &[u16]) -> f32 {
-    let np = x.len() & !31;
+pub(crate) unsafe fn dot_f16_raw(x: *const u16, y: *const u16, n: usize) -> f32 {
+    let np = n & !31;
     let mut acc = [_mm256_setzero_ps(); 4];
     for i in (0..np).step_by(32) {
         for (j, a) in acc.iter_mut().enumerate() {
             let at = i + j * 8;
-            // SAFETY: at + 8 ≤ np ≤ len of both.
-            let (vx, vy) = unsafe {
-                (
-                    load_f16x8(x.as_ptr().add(at)),
-                    load_f16x8(y.as_ptr().add(at)),
-                )
-            };
+            // SAFETY: at + 8 ≤ np ≤ n, readable by the caller's contract.
+            let (vx, vy) = unsafe { (load_f16x8(x.add(at)), load_f16x8(y.add(at))) };
             *a = _mm256_fmadd_ps(vx, vy, *a);
         }
     }
@@ -221,8 +221,10 @@ unsafe fn dot_f16_avx2(x: &[u16], y: &[u16]) -> f32 {
     let t0 = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     let t1 = _mm_hadd_ps(t0, t0);
     let mut sum = f64::from(_mm_cvtss_f32(_mm_hadd_ps(t1, t1)));
-    for i in np..x.len() {
-        sum += f64::from(scalar_f16(x[i]) * scalar_f16(y[i]));
+    for i in np..n {
+        // SAFETY: i < n.
+        let (a, b) = unsafe { (x.add(i).read_unaligned(), y.add(i).read_unaligned()) };
+        sum += f64::from(scalar_f16(a) * scalar_f16(b));
     }
     sum as f32
 }
