@@ -324,7 +324,7 @@ pub fn run(args: ChatCmdArgs) -> anyhow::Result<()> {
     let engine = Engine::load(&args.model.resolve()?, &args.model.load_options())?;
     let params = args.sampling.params(&engine.defaults);
     params.validate()?;
-    let format = ChatFormat::for_engine(&engine, args.chat.chat_template.as_deref())?;
+    let format = args.chat.format(&engine)?;
     let mut chat = Chat {
         engine: &engine,
         format,

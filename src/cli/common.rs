@@ -6,7 +6,7 @@ use clap::Args;
 use hearth_models::kv_cache::CacheType;
 
 use crate::chat::defaults::ModelDefaults;
-use crate::chat::prompt::ThinkMode;
+use crate::chat::prompt::{ChatFormat, ThinkMode};
 use crate::engine::LoadOptions;
 use crate::sampler::SamplerParams;
 
@@ -148,6 +148,9 @@ pub struct ChatArgs {
     /// A system prompt (folded into the first user turn for DeepSeek-R1 distills).
     #[arg(long)]
     pub system: Option<String>,
+    /// Pass the system prompt as a system message even to a model that works best without one.
+    #[arg(long)]
+    pub keep_system: bool,
     /// A reasoning model's thinking: show it, hide it behind a one-line indicator, or skip it.
     #[arg(long, default_value = "show", value_parser = parse_think)]
     pub think: ThinkMode,
@@ -164,6 +167,15 @@ fn parse_think(s: &str) -> Result<ThinkMode, String> {
 }
 
 impl ChatArgs {
+    /// The model's chat format with these flags applied (template override, system prompt).
+    pub fn format(&self, engine: &crate::engine::Engine) -> anyhow::Result<ChatFormat> {
+        let mut format = ChatFormat::for_engine(engine, self.chat_template.as_deref())?;
+        if self.keep_system {
+            format.defaults.system_prompt = true;
+        }
+        Ok(format)
+    }
+
     /// The thinking mode after the budget: a budget of 0 means no thinking.
     pub fn think_mode(&self) -> ThinkMode {
         if self.reasoning_budget == Some(0) {

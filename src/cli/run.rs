@@ -8,7 +8,6 @@ use clap::Args;
 
 use super::common::{ChatArgs, ModelArgs, SamplingArgs};
 use super::output::{stats_line, stop_notice, Printer};
-use crate::chat::prompt::ChatFormat;
 use crate::chat::template::Message;
 use crate::engine::{Engine, GenOptions, ReasoningOptions};
 use crate::sampler::Sampler;
@@ -55,7 +54,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let (tokens, reasoning) = if args.raw {
         (engine.tokenizer.encode(&prompt, true, true)?, None)
     } else {
-        let format = ChatFormat::for_engine(&engine, args.chat.chat_template.as_deref())?;
+        let format = args.chat.format(&engine)?;
         let mut messages = Vec::new();
         if let Some(system) = &args.chat.system {
             messages.push(Message::new("system", system));
