@@ -859,6 +859,59 @@ fn vec_dot_n_f16(weights: &[u8], act: &[u8], stride: usize, out: &mut [f32]) {
     }
 }
 
+/// BF16 weights against BF16 activations as ggml's AVX2 `ggml_vec_dot_bf16`: four f32
+/// accumulators of products (multiply, then add: no fused multiply-add), the tail in f64.
+fn vec_dot_bf16(weights: &[u8], act: &[u8]) -> f32 {
+    let w = blocks_from_bytes::<Bf16Le>(weights).expect("weight row layout");
+    let a = blocks_from_bytes::<Bf16Le>(act).expect("activation row layout");
+    assert_eq!(
+        w.len(),
+        a.len(),
+        "weight and activation rows differ in length"
+    );
+    // SAFETY: CPU features as for every kernel here; both rows hold `w.len()` values.
+    unsafe { dot_bf16_raw(w.as_ptr().cast(), a.as_ptr().cast(), w.len()) }
+}
+
+/// # Safety
+/// AVX2; `x` and `y` readable for `n` bf16 values each (no alignment needed).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_bf16_raw(x: *const u16, y: *const u16, n: usize) -> f32 {
+    // SAFETY (both closures): the caller's contract covers p..p + 8.
+    let load = |p: *const u16| unsafe {
+        _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast())),
+            16,
+        ))
+    };
+    let np = n & !31;
+    let mut c = [_mm256_setzero_ps(); 4];
+    for i in (0..np).step_by(32) {
+        for (j, c) in c.iter_mut().enumerate() {
+            // SAFETY: i + 8 j + 8 ≤ np ≤ n.
+            let (vx, vy) = unsafe { (load(x.add(i + 8 * j)), load(y.add(i + 8 * j))) };
+            *c = _mm256_add_ps(_mm256_mul_ps(vx, vy), *c);
+        }
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(c[0], c[2]), _mm256_add_ps(c[1], c[3]));
+    let g = _mm_add_ps(_mm256_extractf128_ps(s, 1), _mm256_castps256_ps128(s));
+    let g = _mm_add_ps(g, _mm_movehl_ps(g, g));
+    let g = _mm_add_ss(g, _mm_movehdup_ps(g));
+    let mut sum = f64::from(_mm_cvtss_f32(g));
+    for i in np..n {
+        // SAFETY: i < n.
+        let (a, b) = unsafe { (x.add(i).read_unaligned(), y.add(i).read_unaligned()) };
+        sum += f64::from(f32::from_bits(u32::from(a) << 16) * f32::from_bits(u32::from(b) << 16));
+    }
+    sum as f32
+}
+
+fn vec_dot_n_bf16(weights: &[u8], act: &[u8], stride: usize, out: &mut [f32]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = vec_dot_bf16(weights, &act[i * stride..i * stride + weights.len()]);
+    }
+}
+
 /// Activation rows a prompt kernel takes at once.
 const COLS: usize = 4;
 
@@ -1013,7 +1066,10 @@ const fn avx2(base: MatKernels, dots: Option<Dots>) -> MatKernels {
 pub static TABLE: [MatKernels; 15] = [
     avx2(scalar::entry::<f32>(), None),
     avx2(scalar::entry::<F16Le>(), Some((vec_dot_f16, vec_dot_n_f16))),
-    avx2(scalar::entry::<Bf16Le>(), None),
+    avx2(
+        scalar::entry::<Bf16Le>(),
+        Some((vec_dot_bf16, vec_dot_n_bf16)),
+    ),
     avx2(
         scalar::entry::<BlockQ4_0>(),
         Some((vec_dot_q4_0, vec_dot_n_q4_0)),
