@@ -215,12 +215,14 @@ impl Rows {
                     src.len()
                 );
                 let dst = &mut blocks[at / QK8_0..(at + src.len()) / QK8_0];
-                let mut r = src.to_vec();
                 if *rot > 0 {
                     assert!(at % *rot == 0, "rotated cache write at {at}");
+                    let mut r = src.to_vec();
                     hadamard(&mut r, *rot);
+                    quantize_q8_0(&r, dst);
+                } else {
+                    quantize_q8_0(src, dst);
                 }
-                quantize_q8_0(&r, dst);
             }
         }
     }

@@ -87,6 +87,22 @@ impl Work {
         }
     }
 
+    /// Run `f` with this thread's buffers for heads of `hd` values, made once per worker thread
+    /// (and again only when the head size changes), so that generation allocates nothing here.
+    fn with<R>(hd: usize, f: impl FnOnce(&mut Work) -> R) -> R {
+        thread_local! {
+            static WORK: std::cell::RefCell<Option<Work>> = const { std::cell::RefCell::new(None) };
+        }
+        WORK.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let w = match &mut *slot {
+                Some(w) if w.qh.len() == hd => w,
+                other => other.insert(Work::new(hd)),
+            };
+            f(w)
+        })
+    }
+
     /// The aligned query-blocks slice of `qq`.
     fn qq(&mut self, hd: usize) -> &mut [u8] {
         let off = self.qq.as_ptr().align_offset(ACT_ALIGN);
@@ -152,9 +168,8 @@ pub fn attention(
         out.par_chunks_mut(hd)
             .zip(q.par_chunks(hd))
             .enumerate()
-            .for_each_init(
-                || Work::new(hd),
-                |w, (idx, (out_h, q_h))| {
+            .for_each(|(idx, (out_h, q_h))| {
+                Work::with(hd, |w| {
                     let (t, h) = (idx / shape.n_head, idx % shape.n_head);
                     let kv_off = (h / (shape.n_head / shape.n_head_kv)) * hd;
                     let n_kv = pos0 + t + 1;
@@ -166,8 +181,8 @@ pub fn attention(
                     if values.rotation() > 0 {
                         hadamard(out_h, values.rotation());
                     }
-                },
-            );
+                })
+            });
     }
 }
 
@@ -284,18 +299,20 @@ fn split(c: &Call, q: &[f32], out: &mut [f32], partials: &mut Vec<f32>) {
     let stride = 2 + hd;
     partials.clear();
     partials.resize(shape.n_head * n_chunks * stride, 0.0);
-    partials.par_chunks_mut(stride).enumerate().for_each_init(
-        || Work::new(hd),
-        |w, (idx, part)| {
-            let (h, k) = (idx / n_chunks, idx % n_chunks);
-            let range = k * chunk..((k + 1) * chunk).min(n_kv);
-            let q_h = &q[h * hd..(h + 1) * hd];
-            let (m, s) = one_chunk(c, q_h, (h / group) * hd, range, w);
-            part[0] = m;
-            part[1] = s;
-            part[2..].copy_from_slice(&w.acc32);
-        },
-    );
+    partials
+        .par_chunks_mut(stride)
+        .enumerate()
+        .for_each(|(idx, part)| {
+            Work::with(hd, |w| {
+                let (h, k) = (idx / n_chunks, idx % n_chunks);
+                let range = k * chunk..((k + 1) * chunk).min(n_kv);
+                let q_h = &q[h * hd..(h + 1) * hd];
+                let (m, s) = one_chunk(c, q_h, (h / group) * hd, range, w);
+                part[0] = m;
+                part[1] = s;
+                part[2..].copy_from_slice(&w.acc32);
+            })
+        });
     for (h, out_h) in out.chunks_mut(hd).enumerate() {
         let (mut m, mut s) = (f32::NEG_INFINITY, 0f32);
         out_h.fill(0.0);
