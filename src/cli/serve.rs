@@ -5,11 +5,11 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Args;
 
-use super::common::{ModelArgs, SamplingArgs};
-use crate::chat::prompt::{ChatFormat, ThinkMode};
-use crate::chat::template::ChatTemplate;
+use super::common::{ChatArgs, ModelArgs, SamplingArgs};
 use crate::engine::Engine;
+use crate::inspect::human_bytes;
 use crate::server::{self, Config, Served};
+use hearth_models::kv_cache::KvCache;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -18,6 +18,10 @@ pub struct ServeArgs {
     /// Sampling defaults for requests that do not set their own.
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Template, default system prompt (for requests without one) and thinking defaults
+    /// (requests may set `think` and `reasoning_budget`).
+    #[command(flatten)]
+    pub chat: ChatArgs,
     /// Address to listen on. The default answers only this machine; another address exposes the
     /// model to the network (use --api-key there).
     #[arg(long, default_value = "127.0.0.1")]
@@ -39,25 +43,11 @@ pub struct ServeArgs {
     /// The model's id in the API (default: the file name without `.gguf`).
     #[arg(long)]
     pub alias: Option<String>,
-    /// Use this chat template instead of the model's: a built-in name (chatml, llama3, gemma,
-    /// deepseek-r1) or a Jinja file.
-    #[arg(long, value_name = "FILE|NAME")]
-    pub chat_template: Option<String>,
     /// Split `<think>` reasoning into `reasoning_content`: auto (reasoning models), deepseek
     /// (always, with the thinking opened in the prompt as for the R1 distills), none (all text
     /// is content).
     #[arg(long, default_value = "auto", value_parser = ["auto", "deepseek", "none"])]
     pub reasoning_format: String,
-    /// Default handling of the thinking (requests may set `think`): show it in
-    /// `reasoning_content`, hide it, or skip it.
-    #[arg(long, default_value = "show", value_parser = parse_think)]
-    pub think: ThinkMode,
-    /// Default reasoning budget in tokens (requests may set `reasoning_budget`).
-    #[arg(long, value_name = "N")]
-    pub reasoning_budget: Option<usize>,
-    /// Do not close thinking that keeps repeating itself.
-    #[arg(long)]
-    pub no_loop_check: bool,
     /// Requests that may wait while one is generated; more get 503 with Retry-After.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
@@ -81,10 +71,6 @@ pub struct ServeArgs {
     pub shutdown_grace: u64,
 }
 
-fn parse_think(s: &str) -> Result<ThinkMode, String> {
-    ThinkMode::parse(s).ok_or_else(|| format!("unknown thinking mode `{s}` (show, hide, off)"))
-}
-
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.queue == 0 || args.sessions == 0 || args.max_connections == 0 {
         bail!("--queue, --sessions and --max-connections must be at least 1");
@@ -105,25 +91,37 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .filter(|k| !k.is_empty());
     let path = args.model.resolve()?;
     let engine = Engine::load(&path, &args.model.load_options())?;
+    // The load check counted one KV cache; every further kept session takes another.
+    let kv = KvCache::bytes_for(
+        engine.cache_type,
+        engine.model.hp.n_layer,
+        engine.n_ctx,
+        engine.model.kv_dim(),
+    );
+    let extra = kv.saturating_mul(args.sessions as u64 - 1);
+    if let Some(avail) = crate::store::fit::available_memory() {
+        if extra > avail && !args.model.force {
+            bail!(
+                "{} sessions need {} more for their KV caches ({} each at {} tokens) but {} is available; use fewer --sessions, a smaller --ctx-size or --cache-type q8_0",
+                args.sessions,
+                human_bytes(extra),
+                human_bytes(kv),
+                engine.n_ctx,
+                human_bytes(avail)
+            );
+        }
+    }
     let sampling = args.sampling.params(&engine.defaults);
     sampling.validate()?;
-    let mut defaults = engine.defaults.clone();
+    let mut format = args.chat.format(&engine)?;
     match args.reasoning_format.as_str() {
         "deepseek" => {
-            defaults.reasoning = true;
-            defaults.open_thinking = true;
+            format.defaults.reasoning = true;
+            format.defaults.open_thinking = true;
         }
-        "none" => defaults.reasoning = false,
+        "none" => format.defaults.reasoning = false,
         _ => {}
     }
-    let format = ChatFormat {
-        template: ChatTemplate::for_model(
-            engine.model.file(),
-            &engine.tokenizer,
-            args.chat_template.as_deref(),
-        )?,
-        defaults,
-    };
     let name = args.alias.clone().unwrap_or_else(|| {
         path.file_name()
             .map(|f| f.to_string_lossy().trim_end_matches(".gguf").to_string())
@@ -134,9 +132,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         format,
         name,
         sampling,
-        think: args.think,
-        reasoning_budget: args.reasoning_budget,
-        detect_loops: !args.no_loop_check,
+        system: args.chat.system.clone(),
+        think: args.chat.think_mode(),
+        reasoning_budget: args.chat.reasoning_budget,
+        detect_loops: !args.chat.no_loop_check,
     };
     let config = Config {
         host: args.host,

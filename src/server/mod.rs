@@ -49,6 +49,8 @@ pub struct Served {
     pub name: String,
     /// Sampling when a request does not say (the command line's, the model family's).
     pub sampling: SamplerParams,
+    /// The system prompt for chat requests that bring none.
+    pub system: Option<String>,
     pub think: ThinkMode,
     pub reasoning_budget: Option<usize>,
     pub detect_loops: bool,

@@ -146,7 +146,12 @@ pub fn chat(served: &Served, body: &Map<String, Value>) -> Result<GenRequest, Ap
     f.unsupported("response_format", |v| {
         v.get("type").and_then(Value::as_str) != Some("text")
     })?;
-    let messages = messages(f.get("messages"))?;
+    let mut messages = messages(f.get("messages"))?;
+    if let Some(system) = &served.system {
+        if !messages.iter().any(|m| m.role == "system") {
+            messages.insert(0, Message::new("system", system));
+        }
+    }
     let budget = f.usize("reasoning_budget", 0, 1 << 30)?;
     let think = match f.get("think") {
         None => served.think,
