@@ -243,7 +243,7 @@ fn type_line(p: &mut rexpect::session::PtySession, line: &str) {
 
 /// `hearth chat` in a terminal: two turns, `/stats` shows the second turn evaluating only the
 /// new tokens, Ctrl-C stops an answer without leaving, `/save` writes the conversation (the
-/// interrupted answer as far as it went), Ctrl-D leaves.
+/// interrupted answer as far as it went), `/reset` and `/load` bring it back, Ctrl-D leaves.
 #[test]
 fn chat_in_a_terminal_reuses_the_cache_between_turns() {
     let Some(path) = common::require_model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else {
@@ -284,6 +284,16 @@ fn chat_in_a_terminal_reuses_the_cache_between_turns() {
     p.exp_string(">>> ").expect("and the session goes on");
     type_line(&mut p, &format!("/save {}", saved.display()));
     p.exp_string("saved 3 turns").unwrap();
+    p.exp_string(">>> ").unwrap();
+    // /reset forgets, /load brings the conversation back.
+    type_line(&mut p, "/reset");
+    p.exp_string("conversation cleared").unwrap();
+    p.exp_string(">>> ").unwrap();
+    type_line(&mut p, &format!("/load {}", saved.display()));
+    p.exp_string("loaded 3 turns").unwrap();
+    p.exp_string(">>> ").unwrap();
+    type_line(&mut p, "/stats");
+    p.exp_string("3 turns in the conversation").unwrap();
     p.exp_string(">>> ").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().expect("Ctrl-D leaves");
