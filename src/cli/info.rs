@@ -60,8 +60,17 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    // The context chatting defaults to: the family's (8192 for reasoning models), capped at the
+    // trained length.
+    let ctx = match &chat {
+        Some((_, d)) => summary
+            .context_length
+            .filter(|&n| n > 0)
+            .map_or(d.n_ctx as u64, |n| n.min(d.n_ctx as u64)),
+        None => summary.default_ctx(),
+    };
     if args.json {
-        let mut json = to_json(&summary, &file, has_tokenizer);
+        let mut json = to_json(&summary, &file, has_tokenizer, ctx);
         if let Some((template, defaults)) = &chat {
             json["chat_template_used"] = template.as_str().into();
             json["defaults"] = defaults
@@ -73,7 +82,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         }
         println!("{json}");
     } else {
-        print!("{}", to_text(&summary, &file));
+        print!("{}", to_text(&summary, &file, ctx));
         if let Some((template, defaults)) = &chat {
             println!("chat           template {template}");
             for (what, value) in defaults.describe() {
@@ -84,7 +93,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn to_text(s: &ModelSummary, file: &GgufFile) -> String {
+fn to_text(s: &ModelSummary, file: &GgufFile, ctx: u64) -> String {
     let mut out = String::new();
     let paths: Vec<String> = file
         .paths()
@@ -149,7 +158,6 @@ fn to_text(s: &ModelSummary, file: &GgufFile) -> String {
         "chat template  {}",
         if s.chat_template { "yes" } else { "no" }
     );
-    let ctx = s.default_ctx();
     match s.kv_cache_bytes(ctx) {
         Some(kv) => {
             let _ = writeln!(
@@ -171,7 +179,7 @@ fn to_text(s: &ModelSummary, file: &GgufFile) -> String {
     out
 }
 
-fn to_json(s: &ModelSummary, file: &GgufFile, tokenizer_ok: bool) -> serde_json::Value {
+fn to_json(s: &ModelSummary, file: &GgufFile, tokenizer_ok: bool, ctx: u64) -> serde_json::Value {
     let mix: serde_json::Map<String, serde_json::Value> = s
         .quant_mix
         .iter()
@@ -182,7 +190,6 @@ fn to_json(s: &ModelSummary, file: &GgufFile, tokenizer_ok: bool) -> serde_json:
             )
         })
         .collect();
-    let ctx = s.default_ctx();
     serde_json::json!({
         "files": file.paths().iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "gguf_version": file.version(),
