@@ -51,12 +51,17 @@ fn f16_fields(ty: GgmlType) -> &'static [usize] {
 
 /// A `rows x cols` weight of random blocks with sane scales.
 fn random_weight(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    random_weight_scaled(ty, rows, cols, 1.0, rng)
+}
+
+/// Random blocks whose f16 fields are `scale` times 0.002 to 0.012.
+fn random_weight_scaled(ty: GgmlType, rows: usize, cols: usize, scale: f32, rng: &mut Rng) -> Vec<u8> {
     let row_bytes = ty.bytes_for(cols as u64).unwrap() as usize;
     let mut data: Vec<u8> = (0..rows * row_bytes).map(|_| rng.next() as u8).collect();
     let bb = ty.block_bytes();
     for block in data.chunks_exact_mut(bb) {
         for &o in f16_fields(ty) {
-            let v = half::f16::from_f32(0.002 + 0.01 * rng.f().abs());
+            let v = half::f16::from_f32(scale * (0.002 + 0.01 * rng.f().abs()));
             block[o..o + 2].copy_from_slice(&v.to_le_bytes());
         }
     }
@@ -190,7 +195,14 @@ impl Toy {
             attn_norm: (0..n_embd).map(|_| 1.0 + 0.5 * rng.f()).collect(),
             ffn_norm: (0..n_embd).map(|_| 1.0 + 0.5 * rng.f()).collect(),
             bias: [rng.vec(q_dim, 0.5), rng.vec(kv_dim, 0.5), rng.vec(kv_dim, 0.5)],
-            w: shapes.iter().map(|&(r, c)| random_weight(ty, r, c, rng)).collect(),
+            // Small weights keep the activations of the stacked layers in f16 range.
+            w: shapes
+                .iter()
+                .map(|&(r, c)| {
+                    let k = if ty.block_elems() == 256 { 1.0 / 64.0 } else { 0.25 };
+                    random_weight_scaled(ty, r, c, k / (c as f32 / 256.0).sqrt(), rng)
+                })
+                .collect(),
             out_norm: (0..n_embd).map(|_| 1.0 + 0.5 * rng.f()).collect(),
             ty,
             cfg,

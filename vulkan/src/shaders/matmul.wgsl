@@ -9,7 +9,7 @@ struct MatParams {
     row_bytes: u32,
     out_stride: u32,
     out_off: u32,
-    // 1: the output head, which reads only the tokens `step.out_first ..+ step.out_n`.
+    // 1: the output head, over the `step.out_n` rows its norm wrote (one per wanted token).
     head: u32,
     _pad0: u32,
     _pad1: u32,
@@ -59,7 +59,6 @@ fn sbyte(word: u32, k: u32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row = wid.x;
     let n_tok = select(step.n, step.out_n, p.head == 1u);
-    let t_first = select(0u, step.out_first, p.head == 1u);
     let t0 = wid.y * TN;
     let nt = min(TN, n_tok - min(n_tok, t0));
     var acc: array<f32, 8>;
@@ -72,7 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var j = li; j < nsub; j += WG) {
         decode32(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS, &wv);
         for (var t = 0u; t < nt; t++) {
-            let xb = (t_first + t0 + t) * p.cols + j * 32u;
+            let xb = (t0 + t) * p.cols + j * 32u;
             var s = 0.0;
             for (var e = 0u; e < 32u; e++) {
                 s += wv[e] * x[xb + e];

@@ -1,4 +1,4 @@
-// out[t] = x[t] / sqrt(mean(x[t]²) + eps) * weight, one workgroup per token (hearth-models'
+// out[t] = x[t] / sqrt(mean(x[t]²) + eps) * weight, one workgroup per token (y; hearth-models'
 // `rms_norm`; f32 partial sums instead of its f64).
 struct Params {
     dim: u32,
@@ -20,10 +20,10 @@ var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let n_tok = select(step.n, step.out_n, p.head == 1u);
-    if wid.x >= n_tok {
+    if wid.y >= n_tok {
         return;
     }
-    let t = wid.x + select(0u, step.out_first, p.head == 1u);
+    let t = wid.y + select(0u, step.out_first, p.head == 1u);
     let base = t * p.dim;
     var s = 0.0;
     for (var i = li; i < p.dim; i += WG) {
@@ -39,7 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     let scale = 1.0 / sqrt(red[0] / f32(p.dim) + p.eps);
-    let ob = select(base, wid.x * p.dim, p.head == 1u);
+    let ob = select(base, wid.y * p.dim, p.head == 1u);
     for (var i = li; i < p.dim; i += WG) {
         out[ob + i] = x[base + i] * scale * weight[i];
     }
