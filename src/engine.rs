@@ -32,6 +32,9 @@ pub struct LoadOptions {
     pub cache_type: CacheType,
     /// Load even when the memory check says the model will not fit.
     pub force: bool,
+    /// Layers to run on the GPU (`--gpu`, `-ngl`; more than the model has: all, and the
+    /// output head). `None`: the CPU only.
+    pub gpu_layers: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -42,6 +45,7 @@ impl Default for LoadOptions {
             batch: 512,
             cache_type: CacheType::F16,
             force: false,
+            gpu_layers: None,
         }
     }
 }
@@ -57,6 +61,8 @@ pub struct Engine {
     pub cache_type: CacheType,
     pool: rayon::ThreadPool,
     pub load_time: Duration,
+    /// The layers offloaded to the GPU, if any.
+    gpu: Option<crate::gpu::EngineGpu>,
 }
 
 /// One conversation's state: the KV cache and the forward pass's buffers.
@@ -67,6 +73,8 @@ pub struct Session {
     scratch: Scratch,
     /// Every token's logits when a multi-batch evaluation asked for all of them.
     all: Vec<f32>,
+    /// The GPU layers' KV cache and activations, when the engine offloads.
+    gpu: Option<crate::gpu::SessionGpu>,
 }
 
 /// Why generation stopped.
@@ -142,6 +150,10 @@ impl Engine {
             .num_threads(threads)
             .build()
             .context("starting the worker threads")?;
+        let gpu = match opts.gpu_layers {
+            Some(n) if n > 0 => crate::gpu::load(&model, n)?,
+            _ => None,
+        };
         Ok(Engine {
             model,
             tokenizer,
@@ -151,6 +163,7 @@ impl Engine {
             cache_type: opts.cache_type,
             pool,
             load_time: start.elapsed(),
+            gpu,
         })
     }
 
@@ -172,7 +185,13 @@ impl Engine {
             tokens: Vec::new(),
             scratch: Scratch::default(),
             all: Vec::new(),
+            gpu: crate::gpu::new_session(self.gpu.as_ref(), self.n_ctx),
         }
+    }
+
+    /// `CPU`, or the GPU and how many layers it runs.
+    pub fn backend(&self) -> String {
+        crate::gpu::describe(self.gpu.as_ref(), self.model.hp.n_layer)
     }
 
     /// Feed `tokens` after what the session holds, in batches of at most `batch`; return the
@@ -196,11 +215,20 @@ impl Engine {
                     Logits::Last if i + 1 < n_chunks => Logits::None,
                     other => other,
                 };
-                let logits = self
-                    .model
-                    .forward(chunk, &mut s.cache, chunk_want, &mut s.scratch)?;
+                let done = s.cache.len;
+                crate::gpu::forward(
+                    self.gpu.as_ref(),
+                    &mut s.gpu,
+                    &self.model,
+                    &s.tokens[..done],
+                    chunk,
+                    &mut s.cache,
+                    chunk_want,
+                    &mut s.scratch,
+                    self.batch,
+                )?;
                 if want == Logits::All && n_chunks > 1 {
-                    s.all.extend_from_slice(logits);
+                    s.all.extend_from_slice(s.scratch.logits());
                 }
             }
             Ok(())

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod cli;
 pub mod cpu;
 pub mod engine;
+pub mod gpu;
 pub mod inspect;
 pub mod sampler;
 pub mod server;

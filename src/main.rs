@@ -1,7 +1,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = hearth::cli::Cli::parse();
+    let cli = hearth::cli::Cli::parse_from(hearth::cli::common::rewrite_ngl(std::env::args_os()));
     match hearth::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -33,4 +33,7 @@ pub enum ModelError {
     ContextFull { n_ctx: usize, needed: usize },
     #[error("token id {token} is outside the vocabulary of {n_vocab}")]
     BadToken { token: u32, n_vocab: usize },
+    /// The GPU failed while running (feature `vulkan`); the CPU can take over.
+    #[error("GPU: {0}")]
+    Gpu(String),
 }

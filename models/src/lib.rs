@@ -2,6 +2,8 @@
 pub mod arch;
 mod error;
 pub mod gguf;
+#[cfg(feature = "vulkan")]
+pub mod gpu;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;

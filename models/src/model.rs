@@ -19,7 +19,7 @@ use crate::ModelError;
 
 /// A 2-D weight living in the mapped file: `rows` outputs of `cols` inputs.
 #[derive(Clone, Copy, Debug)]
-struct Weight {
+pub(crate) struct Weight {
     idx: usize,
     ty: GgmlType,
     rows: usize,
@@ -28,17 +28,17 @@ struct Weight {
 
 /// The weights of one transformer block.
 #[derive(Debug)]
-struct Layer {
-    attn_norm: Vec<f32>,         // (n_embd)
-    wq: Weight,                  // (n_head * head_dim, n_embd)
-    wk: Weight,                  // (n_head_kv * head_dim, n_embd)
-    wv: Weight,                  // (n_head_kv * head_dim, n_embd)
-    bias: Option<[Vec<f32>; 3]>, // q, k, v biases (qwen2)
-    wo: Weight,                  // (n_embd, n_head * head_dim)
-    ffn_norm: Vec<f32>,          // (n_embd)
-    w_gate: Weight,              // (n_ff, n_embd)
-    w_up: Weight,                // (n_ff, n_embd)
-    w_down: Weight,              // (n_embd, n_ff)
+pub(crate) struct Layer {
+    pub(crate) attn_norm: Vec<f32>,         // (n_embd)
+    pub(crate) wq: Weight,                  // (n_head * head_dim, n_embd)
+    pub(crate) wk: Weight,                  // (n_head_kv * head_dim, n_embd)
+    pub(crate) wv: Weight,                  // (n_head_kv * head_dim, n_embd)
+    pub(crate) bias: Option<[Vec<f32>; 3]>, // q, k, v biases (qwen2)
+    pub(crate) wo: Weight,                  // (n_embd, n_head * head_dim)
+    pub(crate) ffn_norm: Vec<f32>,          // (n_embd)
+    pub(crate) w_gate: Weight,              // (n_ff, n_embd)
+    pub(crate) w_up: Weight,                // (n_ff, n_embd)
+    pub(crate) w_down: Weight,              // (n_embd, n_ff)
 }
 
 /// Which logits a forward call returns.
@@ -58,10 +58,10 @@ pub struct Model {
     pub variant: Variant,
     pub hp: HParams,
     tok_embd: Weight, // (n_vocab, n_embd)
-    output: Weight,   // (n_vocab, n_embd), possibly the same tensor as tok_embd
-    output_norm: Vec<f32>,
-    layers: Vec<Layer>,
-    rope: Rope,
+    pub(crate) output: Weight, // (n_vocab, n_embd), possibly the same tensor as tok_embd
+    pub(crate) output_norm: Vec<f32>,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) rope: Rope,
 }
 
 impl Model {
@@ -117,7 +117,7 @@ impl Model {
         self.hp.n_head_kv * self.hp.head_dim
     }
 
-    fn view(&self, w: Weight) -> QMatrix<'_> {
+    pub(crate) fn view(&self, w: Weight) -> QMatrix<'_> {
         let info = &self.file.tensors()[w.idx];
         QMatrix {
             ty: w.ty,
@@ -137,12 +137,13 @@ impl Model {
         want: Logits,
         scratch: &'s mut Scratch,
     ) -> Result<&'s [f32], ModelError> {
+        self.forward_from(tokens, 0, None, cache, want, scratch)
+    }
+
+    /// Check that `tokens` fit after what `cache` holds and are in the vocabulary.
+    pub fn check_input(&self, tokens: &[u32], cache: &KvCache) -> Result<(), ModelError> {
         let hp = &self.hp;
         let (n, pos0) = (tokens.len(), cache.len);
-        scratch.logits.clear();
-        if n == 0 {
-            return Ok(&scratch.logits);
-        }
         if pos0 + n > cache.n_ctx {
             return Err(ModelError::ContextFull {
                 n_ctx: cache.n_ctx,
@@ -155,13 +156,50 @@ impl Model {
                 n_vocab: hp.n_vocab,
             });
         }
-        let s = scratch.prepare(hp, n);
-        // x: (n, n_embd) token embeddings
+        Ok(())
+    }
+
+    /// The token embeddings of `tokens` into `out` (`n_embd` per token; checked tokens).
+    pub fn embed(&self, tokens: &[u32], out: &mut [f32]) -> Result<(), ModelError> {
         let embd = self.view(self.tok_embd);
-        for (row, &t) in s.x.chunks_exact_mut(hp.n_embd).zip(tokens) {
+        for (row, &t) in out.chunks_exact_mut(self.hp.n_embd).zip(tokens) {
             embd.dequantize_row(t as usize, row)?;
         }
-        for (l, layer) in self.layers.iter().enumerate() {
+        Ok(())
+    }
+
+    /// [`Model::forward`] for layers `first_layer..` only: `hidden` is the output of the layers
+    /// before (run elsewhere, on the GPU), `n_embd` per token; `None` starts at the embeddings.
+    pub fn forward_from<'s>(
+        &self,
+        tokens: &[u32],
+        first_layer: usize,
+        hidden: Option<&[f32]>,
+        cache: &mut KvCache,
+        want: Logits,
+        scratch: &'s mut Scratch,
+    ) -> Result<&'s [f32], ModelError> {
+        let hp = &self.hp;
+        let (n, pos0) = (tokens.len(), cache.len);
+        scratch.logits.clear();
+        if n == 0 {
+            return Ok(&scratch.logits);
+        }
+        self.check_input(tokens, cache)?;
+        let s = scratch.prepare(hp, n);
+        // x: (n, n_embd) token embeddings, or the hidden state after `first_layer` layers
+        match hidden {
+            Some(h) if h.len() == s.x.len() => s.x.copy_from_slice(h),
+            Some(h) => {
+                return Err(ModelError::BadShape(format!(
+                    "{} hidden values for {n} tokens of {}",
+                    h.len(),
+                    hp.n_embd
+                )))
+            }
+            None => self.embed(tokens, &mut s.x)?,
+        }
+        for (l, layer) in self.layers.iter().enumerate().skip(first_layer) {
             self.attention_block(l, layer, pos0, n, cache, s)?;
             self.ffn_block(layer, n, s)?;
         }
@@ -281,7 +319,7 @@ pub struct Scratch {
     gate: Vec<f32>,
     up: Vec<f32>,
     rope: Vec<f32>,
-    logits: Vec<f32>,
+    pub(crate) logits: Vec<f32>,
     mm: MatmulScratch,
 }
 

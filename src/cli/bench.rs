@@ -55,6 +55,13 @@ pub struct BenchArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Md)]
     pub output: Format,
+    /// Run on the GPU (needs a build with `--features vulkan`); the backend goes in the
+    /// kernels column.
+    #[arg(long)]
+    pub gpu: bool,
+    /// Layers to run on the GPU (`-ngl`; implies --gpu).
+    #[arg(long = "n-gpu-layers", value_name = "N")]
+    pub n_gpu_layers: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -156,6 +163,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let kernels = hearth_simd::select().map_err(anyhow::Error::msg)?.name;
     let mut rows = Vec::new();
+    let mut backend = String::from("CPU");
     for &t in &threads {
         let opts = LoadOptions {
             threads: t,
@@ -163,8 +171,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             batch: args.batch,
             cache_type: CacheType::F16,
             force: false,
+            gpu_layers: match (args.n_gpu_layers, args.gpu) {
+                (Some(n), _) => Some(n),
+                (None, true) => Some(usize::MAX),
+                (None, false) => None,
+            },
         };
         let engine = Engine::load(&args.model, &opts)?;
+        backend = engine.backend();
+        eprintln!("backend: {backend}");
         if engine.n_ctx < need_ctx {
             bail!(
                 "the model's trained context ({}) is shorter than the longest test ({need_ctx})",
@@ -206,12 +221,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             });
         }
     }
-    crate::store::fit::record_bench(
-        &args.model,
-        rows.iter()
-            .filter(|r| r.n_prompt == 0)
-            .map(|r| (r.threads, r.n_gen, r.mean())),
-    );
+    // `hearth fit` estimates CPU speed: GPU runs are not recorded.
+    let kernels = if backend == "CPU" {
+        kernels.to_string()
+    } else {
+        format!("{kernels} + {backend}")
+    };
+    if backend == "CPU" {
+        crate::store::fit::record_bench(
+            &args.model,
+            rows.iter()
+                .filter(|r| r.n_prompt == 0)
+                .map(|r| (r.threads, r.n_gen, r.mean())),
+        );
+    }
     let name = summary.name.clone().unwrap_or_else(|| {
         args.model
             .file_name()

@@ -35,6 +35,26 @@ pub struct ModelArgs {
     /// KV cache element type: f16, f32 or q8_0 (q8_0 needs a head size that is a multiple of 32).
     #[arg(long, default_value = "f16", value_parser = parse_cache_type)]
     pub cache_type: CacheType,
+    /// Run on the GPU (Vulkan, Metal on macOS): every layer, unless -ngl says fewer. Needs a
+    /// build with `--features vulkan`; `HEARTH_GPU=N` picks adapter N of `hearth info --gpus`.
+    /// Without a usable GPU, hearth says so and runs on the CPU.
+    #[arg(long)]
+    pub gpu: bool,
+    /// Layers to run on the GPU (`-ngl`; the first N, the rest on the CPU; 0: none). Implies
+    /// --gpu.
+    #[arg(long = "n-gpu-layers", value_name = "N")]
+    pub n_gpu_layers: Option<usize>,
+}
+
+/// llama.cpp's `-ngl N` spelling of `--n-gpu-layers N` (clap's short flags are one letter).
+pub fn rewrite_ngl(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some("-ngl") => "--n-gpu-layers".into(),
+            Some(s) if s.starts_with("-ngl=") => format!("--n-gpu-layers={}", &s[5..]).into(),
+            _ => a,
+        })
+        .collect()
 }
 
 fn parse_cache_type(s: &str) -> Result<CacheType, String> {
@@ -49,6 +69,11 @@ impl ModelArgs {
             batch: self.batch,
             cache_type: self.cache_type,
             force: self.force,
+            gpu_layers: match (self.n_gpu_layers, self.gpu) {
+                (Some(n), _) => Some(n),
+                (None, true) => Some(usize::MAX),
+                (None, false) => None,
+            },
         }
     }
 

@@ -15,12 +15,17 @@ use crate::inspect::{human_bytes, human_count, ModelSummary};
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// A downloaded model's name, or a path to a GGUF file (the first part of a split model).
-    #[arg(required_unless_present = "kernel_sets")]
+    #[arg(required_unless_present_any = ["kernel_sets", "gpus"])]
     pub model: Option<PathBuf>,
     /// List the CPU kernel sets this machine can run, one per line, the default first (each is a
     /// value for `HEARTH_KERNELS`), and exit.
     #[arg(long)]
     pub kernel_sets: bool,
+    /// List the GPU adapters (Vulkan, Metal) with their memory limits and features, the one
+    /// `--gpu` picks marked (`HEARTH_GPU=N` picks another), and exit. Needs a build with
+    /// `--features vulkan`.
+    #[arg(long)]
+    pub gpus: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -32,6 +37,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
             println!("{}", set.name);
         }
         return Ok(());
+    }
+    if args.gpus {
+        return list_gpus();
     }
     let Some(model) = &args.model else {
         anyhow::bail!("no model given");
@@ -214,4 +222,40 @@ fn to_json(s: &ModelSummary, file: &GgufFile, tokenizer_ok: bool, ctx: u64) -> s
         "default_ctx": ctx,
         "kv_cache_bytes": s.kv_cache_bytes(ctx),
     })
+}
+
+#[cfg(feature = "vulkan")]
+fn list_gpus() -> anyhow::Result<()> {
+    use hearth_models::gpu::{list_adapters, Gpu};
+    let adapters = list_adapters();
+    if adapters.is_empty() {
+        println!("no GPU adapter found (Vulkan or Metal; on Debian: apt install mesa-vulkan-drivers libvulkan1)");
+        return Ok(());
+    }
+    let chosen = Gpu::open().ok().map(|g| g.describe());
+    for a in &adapters {
+        let pick = chosen.as_deref() == Some(format!("{}, {}", a.name, a.kind).as_str());
+        println!(
+            "{}{}: {} ({}, {}, {}){}",
+            if pick { "* " } else { "  " },
+            a.index,
+            a.name,
+            a.kind,
+            a.backend,
+            a.driver,
+            if a.usable { "" } else { " [cannot run hearth's kernels]" }
+        );
+        println!(
+            "     largest buffer {}, largest storage binding {}; features: {}",
+            human_bytes(a.max_buffer),
+            human_bytes(a.max_binding),
+            if a.features.is_empty() { "none of note" } else { &a.features }
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "vulkan"))]
+fn list_gpus() -> anyhow::Result<()> {
+    anyhow::bail!(crate::gpu::NOT_BUILT)
 }

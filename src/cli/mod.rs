@@ -2,7 +2,7 @@
 
 mod bench;
 mod chat;
-mod common;
+pub mod common;
 mod fit;
 mod info;
 mod list;

@@ -54,6 +54,7 @@ pub fn run(args: ShowArgs) -> anyhow::Result<()> {
         super::info::run(super::info::InfoArgs {
             model: Some(path.clone()),
             kernel_sets: false,
+            gpus: false,
             json: false,
         })?;
     } else if let Some(e) = entry {
