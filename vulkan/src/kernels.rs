@@ -9,10 +9,9 @@ use crate::{Gpu, GpuError};
 
 const STEP: &str = include_str!("shaders/step.wgsl");
 const DECODE: &str = include_str!("shaders/decode.wgsl");
+
 const MATMUL: &str = include_str!("shaders/matmul.wgsl");
 
-/// Tokens per matmul tile (`TN` of matmul.wgsl).
-pub(crate) const TILE: u32 = 8;
 /// Most workgroups along one dispatch dimension (WebGPU's minimum limit).
 const MAX_GROUPS: u32 = 65535;
 
@@ -118,7 +117,7 @@ pub(crate) enum Grid {
     Tokens(u32),
     /// `(x, n)` over the output head's tokens.
     HeadTokens(u32),
-    /// `(x, ceil(n / TILE))`: matmul rows by token tiles.
+    /// `(x, ceil(n / 4))`: matmul row groups by tiles of 4 tokens (`TN` of matmul.wgsl).
     Tiles(u32),
     /// Matmul tiles over the output head's tokens.
     HeadTiles(u32),
@@ -138,8 +137,8 @@ impl Dispatch {
         match self.grid {
             Grid::Tokens(x) => (x, n),
             Grid::HeadTokens(x) => (x, out_n),
-            Grid::Tiles(x) => (x, n.div_ceil(TILE)),
-            Grid::HeadTiles(x) => (x, out_n.div_ceil(TILE)),
+            Grid::Tiles(x) => (x, n.div_ceil(4)),
+            Grid::HeadTiles(x) => (x, out_n.div_ceil(4)),
             Grid::Elems(per) => {
                 let g = (per * n).div_ceil(256);
                 (g.min(MAX_GROUPS), g.div_ceil(MAX_GROUPS))
@@ -214,7 +213,7 @@ pub fn matmul_once(gpu: &Gpu, w: &crate::WeightRef, x: &[f32], n: usize) -> Resu
             Dispatch {
                 pipeline: pl.clone(),
                 bind: bind(gpu, pl, &[&part.buffer, &xb, &y, &p, &step]),
-                grid: Grid::Tiles(part.rows as u32),
+                grid: Grid::Tiles(part.rows.div_ceil(64) as u32),
             }
         })
         .collect();

@@ -346,9 +346,9 @@ impl GpuLayers {
                 pipeline: pl.clone(),
                 bind: bind(&self.gpu, pl, &[&part.buffer, x, out, &p, step]),
                 grid: if head {
-                    Grid::HeadTiles(part.rows as u32)
+                    Grid::HeadTiles(part.rows.div_ceil(64) as u32)
                 } else {
-                    Grid::Tiles(part.rows as u32)
+                    Grid::Tiles(part.rows.div_ceil(64) as u32)
                 },
             });
         }

@@ -1,7 +1,8 @@
-// y[t][out_off + r] = w[r] · x[t] for the rows of one weight part and a tile of TN tokens.
-// One workgroup per (row, token tile): every thread dequantizes sub-blocks of 32 weights with
-// the type's `decode32` (prepended to this file) and dots them with the tile's activations, so a
-// weight is read and decoded once per TN tokens. Generation (one token) is the TN = 1 case.
+// y[t][out_off + r] = w[r] · x[t] for the rows of one weight part and the call's tokens.
+// One thread per (row, tile of TN tokens), 64 rows per workgroup: each thread goes over its row's
+// sub-blocks of 32 weights with the type's `dot32` (prepended to this file), dequantizing in
+// registers. No workgroup barriers and no private arrays: a software Vulkan (lavapipe) pays
+// dearly for both; the rows' blocks are read in order, which caches serve on an iGPU.
 
 struct MatParams {
     rows: u32,
@@ -29,9 +30,8 @@ struct Step {
 @group(0) @binding(4) var<uniform> step: Step;
 
 const WG: u32 = 64u;
-const TN: u32 = 8u;
-
-var<workgroup> red: array<f32, 512>; // TN * WG
+// Tokens per thread: each decoded weight is used for this many tokens.
+const TN: u32 = 4u;
 
 fn word_at(o: u32) -> u32 {
     let i = o >> 2u;
@@ -51,47 +51,66 @@ fn f16_at(o: u32) -> f32 {
     return select(v.x, v.y, (o & 2u) != 0u);
 }
 
-fn sbyte(word: u32, k: u32) -> f32 {
-    return f32(extractBits(bitcast<i32>(word), 8u * k, 8u));
+/// The four bytes of a word, as unsigned values.
+fn bytes4(v: u32) -> vec4<u32> {
+    return (vec4<u32>(v) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu);
+}
+
+/// The low (shift 0) or high (shift 4) nibbles of a word's four bytes.
+fn nibbles(v: u32, shift: u32) -> vec4<u32> {
+    return (vec4<u32>(v) >> (vec4<u32>(0u, 8u, 16u, 24u) + shift)) & vec4<u32>(0xfu);
+}
+
+/// The four bytes of a word, as signed values.
+fn sbytes(v: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+
+fn x4(i: u32) -> vec4<f32> {
+    return vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+}
+
+// Tokens of this thread's tile (1 to TN) and the stride between their activation rows.
+var<private> tile_n: u32;
+var<private> tile_stride: u32;
+
+/// `q` (four weights) dotted with activations `i ..i + 4` of each token of the tile: one lane
+/// per token. The weights are decoded once for the whole tile.
+fn xdot(q: vec4<f32>, i: u32) -> vec4<f32> {
+    let a = dot(q, x4(i));
+    if tile_n == 1u {
+        return vec4<f32>(a, 0.0, 0.0, 0.0);
+    }
+    let st = tile_stride;
+    return vec4<f32>(a, dot(q, x4(i + st)), dot(q, x4(i + 2u * st)), dot(q, x4(i + 3u * st)));
+}
+
+/// The sums of activations `i ..i + 32` of each token of the tile (the min terms of Q4_1, Q4_K).
+fn xsum32(i: u32) -> vec4<f32> {
+    var s = vec4<f32>(0.0);
+    for (var k = 0u; k < 32u; k += 4u) {
+        s += xdot(vec4<f32>(1.0), i + k);
+    }
+    return s;
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let row = wid.x;
+    let row = wid.x * WG + li;
     let n_tok = select(step.n, step.out_n, p.head == 1u);
     let t0 = wid.y * TN;
-    let nt = min(TN, n_tok - min(n_tok, t0));
-    var acc: array<f32, 8>;
-    for (var t = 0u; t < TN; t++) {
-        acc[t] = 0.0;
+    if row >= p.rows || t0 >= n_tok {
+        return;
     }
+    tile_n = min(TN, n_tok - t0);
+    tile_stride = p.cols;
     let nsub = p.cols / 32u;
     let rb = row * p.row_bytes;
-    var wv: array<f32, 32>;
-    for (var j = li; j < nsub; j += WG) {
-        decode32(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS, &wv);
-        for (var t = 0u; t < nt; t++) {
-            let xb = (t0 + t) * p.cols + j * 32u;
-            var s = 0.0;
-            for (var e = 0u; e < 32u; e++) {
-                s += wv[e] * x[xb + e];
-            }
-            acc[t] += s;
-        }
+    var acc = vec4<f32>(0.0);
+    for (var j = 0u; j < nsub; j++) {
+        acc += dot32(rb + (j / SUBS) * BLOCK_BYTES, j % SUBS, t0 * p.cols + j * 32u);
     }
-    for (var t = 0u; t < TN; t++) {
-        red[t * WG + li] = acc[t];
-    }
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if li < s {
-            for (var t = 0u; t < TN; t++) {
-                red[t * WG + li] += red[t * WG + li + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    if li < nt {
-        y[(t0 + li) * p.out_stride + p.out_off + row] = red[li * WG];
+    for (var t = 0u; t < tile_n; t++) {
+        y[(t0 + t) * p.out_stride + p.out_off + row] = acc[t];
     }
 }

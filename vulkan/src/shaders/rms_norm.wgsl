@@ -14,10 +14,10 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<uniform> step: Step;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
+const WG: u32 = 64u;
+var<workgroup> red: array<f32, 64>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let n_tok = select(step.n, step.out_n, p.head == 1u);
     if wid.y >= n_tok {
