@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use hearth_vulkan::layers::{Config, GpuLayers, GpuState, HeadWeights, LayerWeights, Output};
-pub use hearth_vulkan::{list_adapters, AdapterSummary, Gpu, GpuError};
 use hearth_vulkan::WeightRef;
+pub use hearth_vulkan::{list_adapters, AdapterSummary, Gpu, GpuError};
 
 use crate::kv_cache::KvCache;
 use crate::model::{Logits, Model, Scratch, Weight};

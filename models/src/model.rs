@@ -57,7 +57,7 @@ pub struct Model {
     file: Arc<GgufFile>,
     pub variant: Variant,
     pub hp: HParams,
-    tok_embd: Weight, // (n_vocab, n_embd)
+    tok_embd: Weight,          // (n_vocab, n_embd)
     pub(crate) output: Weight, // (n_vocab, n_embd), possibly the same tensor as tok_embd
     pub(crate) output_norm: Vec<f32>,
     pub(crate) layers: Vec<Layer>,

@@ -243,13 +243,21 @@ fn list_gpus() -> anyhow::Result<()> {
             a.kind,
             a.backend,
             a.driver,
-            if a.usable { "" } else { " [cannot run hearth's kernels]" }
+            if a.usable {
+                ""
+            } else {
+                " [cannot run hearth's kernels]"
+            }
         );
         println!(
             "     largest buffer {}, largest storage binding {}; features: {}",
             human_bytes(a.max_buffer),
             human_bytes(a.max_binding),
-            if a.features.is_empty() { "none of note" } else { &a.features }
+            if a.features.is_empty() {
+                "none of note"
+            } else {
+                &a.features
+            }
         );
     }
     Ok(())

@@ -189,16 +189,16 @@ impl Gpu {
 
     /// Largest storage buffer binding: tensors above it are split by rows.
     pub fn max_binding(&self) -> u64 {
-        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Cap the storage binding size below the device's (tests use it to exercise the split
     /// of large tensors on any GPU).
     pub fn cap_binding(&mut self, bytes: u64) {
-        self.limits.max_storage_buffer_binding_size = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(bytes);
+        self.limits.max_storage_buffer_binding_size =
+            self.limits.max_storage_buffer_binding_size.min(bytes);
     }
 
     /// The first error the device reported since the last check, if any.

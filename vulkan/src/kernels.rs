@@ -173,7 +173,11 @@ pub(crate) fn uniform(gpu: &Gpu, words: &[u32]) -> wgpu::Buffer {
 }
 
 /// A bind group of `buffers` at bindings 0.. for `pipeline`.
-pub(crate) fn bind(gpu: &Gpu, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+pub(crate) fn bind(
+    gpu: &Gpu,
+    pipeline: &wgpu::ComputePipeline,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
     let layout = pipeline.get_bind_group_layout(0);
     let entries: Vec<wgpu::BindGroupEntry> = buffers
         .iter()
@@ -192,9 +196,18 @@ pub(crate) fn bind(gpu: &Gpu, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu
 
 /// `w · x` for `n` tokens on the GPU, alone (tests and benches; the forward pass records its
 /// matmuls with the rest of the layer). Returns `(n, w.rows)`.
-pub fn matmul_once(gpu: &Gpu, w: &crate::WeightRef, x: &[f32], n: usize) -> Result<Vec<f32>, GpuError> {
+pub fn matmul_once(
+    gpu: &Gpu,
+    w: &crate::WeightRef,
+    x: &[f32],
+    n: usize,
+) -> Result<Vec<f32>, GpuError> {
     if x.len() != n * w.cols || n == 0 {
-        return Err(GpuError::Runtime(format!("{} activations for {n} tokens of {}", x.len(), w.cols)));
+        return Err(GpuError::Runtime(format!(
+            "{} activations for {n} tokens of {}",
+            x.len(),
+            w.cols
+        )));
     }
     let k = Kernels::new(gpu, &[w.ty])?;
     let m = crate::GpuMatrix::upload(gpu, w)?;
@@ -208,7 +221,14 @@ pub fn matmul_once(gpu: &Gpu, w: &crate::WeightRef, x: &[f32], n: usize) -> Resu
         .map(|part| {
             let p = uniform(
                 gpu,
-                &[part.rows as u32, w.cols as u32, m.row_bytes as u32, w.rows as u32, part.row0 as u32, 0],
+                &[
+                    part.rows as u32,
+                    w.cols as u32,
+                    m.row_bytes as u32,
+                    w.rows as u32,
+                    part.row0 as u32,
+                    0,
+                ],
             );
             Dispatch {
                 pipeline: pl.clone(),

@@ -145,9 +145,7 @@ impl GpuLayers {
                 wq: up(&l.wq)?,
                 wk: up(&l.wk)?,
                 wv: up(&l.wv)?,
-                bias: l
-                    .bias
-                    .map(|b| b.map(|v| f32_buffer(&gpu, "bias", v))),
+                bias: l.bias.map(|b| b.map(|v| f32_buffer(&gpu, "bias", v))),
                 wo: up(&l.wo)?,
                 ffn_norm: f32_buffer(&gpu, "ffn_norm", l.ffn_norm),
                 w_gate: up(&l.w_gate)?,
@@ -316,7 +314,11 @@ impl GpuLayers {
         list.push(Dispatch {
             pipeline: pl.clone(),
             bind: bind(&self.gpu, pl, &[x, w, out, &p, step]),
-            grid: if head { Grid::HeadTokens(1) } else { Grid::Tokens(1) },
+            grid: if head {
+                Grid::HeadTokens(1)
+            } else {
+                Grid::Tokens(1)
+            },
         });
     }
 
@@ -356,7 +358,15 @@ impl GpuLayers {
     }
 
     /// `y (+)= b`: a bias broadcast over tokens, or a residual of `dim` values per token.
-    fn add(&self, y: &wgpu::Buffer, b: &wgpu::Buffer, dim: usize, bcast: bool, step: &wgpu::Buffer, list: &mut Vec<Dispatch>) {
+    fn add(
+        &self,
+        y: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        dim: usize,
+        bcast: bool,
+        step: &wgpu::Buffer,
+        list: &mut Vec<Dispatch>,
+    ) {
         let p = uniform(&self.gpu, &[dim as u32, u32::from(bcast)]);
         let pl = &self.kernels.add;
         list.push(Dispatch {
@@ -395,7 +405,12 @@ impl GpuLayers {
         for (buf, heads) in [(&a.q, c.n_head), (&a.k, c.n_head_kv)] {
             let p = uniform(
                 gpu,
-                &[heads as u32, c.head_dim as u32, c.n_rot as u32, u32::from(c.neox)],
+                &[
+                    heads as u32,
+                    c.head_dim as u32,
+                    c.n_rot as u32,
+                    u32::from(c.neox),
+                ],
             );
             list.push(Dispatch {
                 pipeline: k.rope.clone(),
@@ -424,7 +439,11 @@ impl GpuLayers {
         );
         list.push(Dispatch {
             pipeline: k.attention.clone(),
-            bind: bind(gpu, &k.attention, &[&a.q, kc, vc, &a.att, &a.scores, &p, step]),
+            bind: bind(
+                gpu,
+                &k.attention,
+                &[&a.q, kc, vc, &a.att, &a.scores, &p, step],
+            ),
             grid: Grid::Tokens(c.n_head as u32),
         });
         self.matmul(&l.wo, &a.att, &a.h, step, false, list)?;
@@ -482,7 +501,15 @@ impl GpuLayers {
                 }
                 _ => (0, 0),
             };
-            self.run_chunk(st, &x[t0 * c.n_embd..(t0 + m) * c.n_embd], pos0 + t0, m, out, lf, lc)?;
+            self.run_chunk(
+                st,
+                &x[t0 * c.n_embd..(t0 + m) * c.n_embd],
+                pos0 + t0,
+                m,
+                out,
+                lf,
+                lc,
+            )?;
             t0 += m;
         }
         Ok(&st.out)
@@ -502,11 +529,14 @@ impl GpuLayers {
         let c = &self.cfg;
         let gpu = &*self.gpu;
         let step = [m as u32, pos0 as u32, lf as u32, lc as u32];
-        gpu.queue.write_buffer(&st.step, 0, bytemuck::cast_slice(&step));
+        gpu.queue
+            .write_buffer(&st.step, 0, bytemuck::cast_slice(&step));
         gpu.queue.write_buffer(&st.x, 0, bytemuck::cast_slice(x));
         let mut enc = gpu
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("token") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("token"),
+            });
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("layers"),

@@ -40,12 +40,11 @@ impl GpuMatrix {
         if !crate::kernels::supported(w.ty) {
             return Err(GpuError::Unsupported(format!("{} weights", w.ty)));
         }
-        let row_bytes = w
-            .ty
-            .bytes_for(w.cols as u64)
-            .filter(|_| w.cols % 32 == 0 && w.cols % w.ty.block_elems() == 0)
-            .ok_or_else(|| GpuError::Unsupported(format!("{} columns of {}", w.cols, w.ty)))?
-            as usize;
+        let row_bytes =
+            w.ty.bytes_for(w.cols as u64)
+                .filter(|_| w.cols % 32 == 0 && w.cols % w.ty.block_elems() == 0)
+                .ok_or_else(|| GpuError::Unsupported(format!("{} columns of {}", w.cols, w.ty)))?
+                as usize;
         if w.data.len() != row_bytes * w.rows {
             return Err(GpuError::Unsupported(format!(
                 "a {}x{} {} weight of {} bytes",
@@ -78,11 +77,7 @@ impl GpuMatrix {
                     contents: &padded,
                     usage: wgpu::BufferUsages::STORAGE,
                 });
-            parts.push(Part {
-                buffer,
-                row0,
-                rows,
-            });
+            parts.push(Part { buffer, row0, rows });
             row0 += rows;
         }
         Ok(GpuMatrix {

@@ -55,7 +55,13 @@ fn random_weight(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u
 }
 
 /// Random blocks whose f16 fields are `scale` times 0.002 to 0.012.
-fn random_weight_scaled(ty: GgmlType, rows: usize, cols: usize, scale: f32, rng: &mut Rng) -> Vec<u8> {
+fn random_weight_scaled(
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    rng: &mut Rng,
+) -> Vec<u8> {
     let row_bytes = ty.bytes_for(cols as u64).unwrap() as usize;
     let mut data: Vec<u8> = (0..rows * row_bytes).map(|_| rng.next() as u8).collect();
     let bb = ty.block_bytes();
@@ -84,7 +90,11 @@ fn matmul_ref(w: &[f32], rows: usize, cols: usize, x: &[f32], n: usize) -> Vec<f
         for r in 0..rows {
             let row = &w[r * cols..(r + 1) * cols];
             let xs = &x[t * cols..(t + 1) * cols];
-            out[t * rows + r] = row.iter().zip(xs).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() as f32;
+            out[t * rows + r] = row
+                .iter()
+                .zip(xs)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum::<f64>() as f32;
         }
     }
     out
@@ -92,7 +102,11 @@ fn matmul_ref(w: &[f32], rows: usize, cols: usize, x: &[f32], n: usize) -> Vec<f
 
 fn nmse(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len());
-    let err: f64 = got.iter().zip(want).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+    let err: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
     let norm: f64 = want.iter().map(|&b| (b as f64).powi(2)).sum();
     err / norm.max(1e-30)
 }
@@ -117,7 +131,12 @@ fn matmul_every_type_and_shape_matches_the_scalar_reference() {
     for ty in TYPES {
         for (rows, cols) in SHAPES {
             let data = random_weight(ty, rows, cols, &mut rng);
-            let w = WeightRef { ty, rows, cols, data: &data };
+            let w = WeightRef {
+                ty,
+                rows,
+                cols,
+                data: &data,
+            };
             let wf = dequant(&w);
             // One token (generation) and a prompt batch with a partial tile.
             for n in [1, 11] {
@@ -139,7 +158,12 @@ fn large_tensors_are_split_to_fit_the_binding_limit() {
     // 1536 x 8960 Q4_K is 7.7 MB: eight parts of 1 MiB or less. 70000 rows: over one dispatch.
     for (ty, rows, cols) in [(GgmlType::Q4K, 1536, 8960), (GgmlType::Q8_0, 70_000, 32)] {
         let data = random_weight(ty, rows, cols, &mut rng);
-        let w = WeightRef { ty, rows, cols, data: &data };
+        let w = WeightRef {
+            ty,
+            rows,
+            cols,
+            data: &data,
+        };
         let m = hearth_vulkan::GpuMatrix::upload(&gpu, &w).unwrap();
         assert!(m.n_parts() > 1, "{ty} {rows}x{cols} was not split");
         let x = rng.vec(3 * cols, 1.0);
@@ -194,12 +218,20 @@ impl Toy {
         Toy {
             attn_norm: (0..n_embd).map(|_| 1.0 + 0.5 * rng.f()).collect(),
             ffn_norm: (0..n_embd).map(|_| 1.0 + 0.5 * rng.f()).collect(),
-            bias: [rng.vec(q_dim, 0.5), rng.vec(kv_dim, 0.5), rng.vec(kv_dim, 0.5)],
+            bias: [
+                rng.vec(q_dim, 0.5),
+                rng.vec(kv_dim, 0.5),
+                rng.vec(kv_dim, 0.5),
+            ],
             // Small weights keep the activations of the stacked layers in f16 range.
             w: shapes
                 .iter()
                 .map(|&(r, c)| {
-                    let k = if ty.block_elems() == 256 { 1.0 / 64.0 } else { 0.25 };
+                    let k = if ty.block_elems() == 256 {
+                        1.0 / 64.0
+                    } else {
+                        0.25
+                    };
                     random_weight_scaled(ty, r, c, k / (c as f32 / 256.0).sqrt(), rng)
                 })
                 .collect(),
@@ -222,7 +254,12 @@ impl Toy {
             (c.n_embd, c.n_ff),
             (c.n_vocab, c.n_embd),
         ][i];
-        WeightRef { ty: self.ty, rows, cols, data: &self.w[i] }
+        WeightRef {
+            ty: self.ty,
+            rows,
+            cols,
+            data: &self.w[i],
+        }
     }
 
     fn layer(&self, bias: bool) -> LayerWeights<'_> {
@@ -256,7 +293,11 @@ fn rope(x: &mut [f32], pos: usize, c: &Config) {
     for head in x.chunks_exact_mut(c.head_dim) {
         for i in 0..half {
             let t = pos as f32 * c.inv_freq[i];
-            let (a, b) = if c.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+            let (a, b) = if c.neox {
+                (i, i + half)
+            } else {
+                (2 * i, 2 * i + 1)
+            };
             let (x0, x1) = (head[a], head[b]);
             head[a] = x0 * t.cos() - x1 * t.sin();
             head[b] = x0 * t.sin() + x1 * t.cos();
@@ -269,7 +310,14 @@ fn f16_round(v: &[f32]) -> Vec<f32> {
 }
 
 /// The f32 reference of one layer over `x` at positions `pos0..`, with a KV cache of f16 values.
-fn layer_ref(t: &Toy, bias: bool, x: &mut [f32], pos0: usize, kc: &mut Vec<f32>, vc: &mut Vec<f32>) {
+fn layer_ref(
+    t: &Toy,
+    bias: bool,
+    x: &mut [f32],
+    pos0: usize,
+    kc: &mut Vec<f32>,
+    vc: &mut Vec<f32>,
+) {
     let c = &t.cfg;
     let n = x.len() / c.n_embd;
     let (q_dim, kv_dim) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
@@ -279,7 +327,11 @@ fn layer_ref(t: &Toy, bias: bool, x: &mut [f32], pos0: usize, kc: &mut Vec<f32>,
     let mut k = matmul_ref(&w[1], kv_dim, c.n_embd, &h, n);
     let mut v = matmul_ref(&w[2], kv_dim, c.n_embd, &h, n);
     if bias {
-        for (buf, b) in [(&mut q, &t.bias[0]), (&mut k, &t.bias[1]), (&mut v, &t.bias[2])] {
+        for (buf, b) in [
+            (&mut q, &t.bias[0]),
+            (&mut k, &t.bias[1]),
+            (&mut v, &t.bias[2]),
+        ] {
             for row in buf.chunks_exact_mut(b.len()) {
                 row.iter_mut().zip(b).for_each(|(a, b)| *a += b);
             }
@@ -310,7 +362,9 @@ fn layer_ref(t: &Toy, bias: bool, x: &mut [f32], pos0: usize, kc: &mut Vec<f32>,
             let e: Vec<f32> = scores.iter().map(|s| (s - mx).exp()).collect();
             let sum: f32 = e.iter().sum();
             for d in 0..c.head_dim {
-                let acc: f32 = (0..n_kv).map(|j| e[j] * vc[j * kv_dim + kvh * c.head_dim + d]).sum();
+                let acc: f32 = (0..n_kv)
+                    .map(|j| e[j] * vc[j * kv_dim + kvh * c.head_dim + d])
+                    .sum();
                 att[(i * c.n_head + hh) * c.head_dim + d] = acc / sum;
             }
         }
@@ -320,7 +374,11 @@ fn layer_ref(t: &Toy, bias: bool, x: &mut [f32], pos0: usize, kc: &mut Vec<f32>,
     let h = rms_norm(x, &t.ffn_norm, c.rms_eps);
     let g = matmul_ref(&w[4], c.n_ff, c.n_embd, &h, n);
     let u = matmul_ref(&w[5], c.n_ff, c.n_embd, &h, n);
-    let gu: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+    let gu: Vec<f32> = g
+        .iter()
+        .zip(&u)
+        .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+        .collect();
     let d = matmul_ref(&w[6], c.n_embd, c.n_ff, &gu, n);
     x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
 }
@@ -336,7 +394,10 @@ fn layers_and_head_match_the_reference() {
         let toy = Toy::new(neox, ty, &mut rng);
         let c = toy.cfg.clone();
         let layers = [toy.layer(bias), toy.layer(bias)];
-        let head = HeadWeights { norm: &toy.out_norm, output: toy.weight(7) };
+        let head = HeadWeights {
+            norm: &toy.out_norm,
+            output: toy.weight(7),
+        };
         let g = GpuLayers::new(gpu.clone(), c.clone(), &layers, Some(head)).unwrap();
         let mut st = g.new_state(64).unwrap();
         let (mut kc, mut vc) = (vec![vec![]; 2], vec![vec![]; 2]);
@@ -348,18 +409,35 @@ fn layers_and_head_match_the_reference() {
             for l in 0..2 {
                 layer_ref(&toy, bias, &mut want, pos, &mut kc[l], &mut vc[l]);
             }
-            let got = g.forward(&mut st, &x, pos, Output::Hidden).unwrap().to_vec();
+            let got = g
+                .forward(&mut st, &x, pos, Output::Hidden)
+                .unwrap()
+                .to_vec();
             let e = nmse(&got, &want);
-            assert!(e <= MAX_NMSE, "neox={neox} {ty} hidden at {pos}+{n}: nmse {e}");
+            assert!(
+                e <= MAX_NMSE,
+                "neox={neox} {ty} hidden at {pos}+{n}: nmse {e}"
+            );
             // The same call again with the head: only the last token's logits.
             let logits = g
-                .forward(&mut st, &x, pos, Output::Logits { first: n - 1, count: 1 })
+                .forward(
+                    &mut st,
+                    &x,
+                    pos,
+                    Output::Logits {
+                        first: n - 1,
+                        count: 1,
+                    },
+                )
                 .unwrap()
                 .to_vec();
             let last = rms_norm(&want[(n - 1) * c.n_embd..], &toy.out_norm, c.rms_eps);
             let want_logits = matmul_ref(&out_w, c.n_vocab, c.n_embd, &last, 1);
             let e = nmse(&logits, &want_logits);
-            assert!(e <= MAX_NMSE, "neox={neox} {ty} logits at {pos}+{n}: nmse {e}");
+            assert!(
+                e <= MAX_NMSE,
+                "neox={neox} {ty} logits at {pos}+{n}: nmse {e}"
+            );
             pos += n;
         }
     }
