@@ -109,10 +109,10 @@ impl GpuLayers {
         layers: &[LayerWeights],
         head: Option<HeadWeights>,
     ) -> Result<GpuLayers, GpuError> {
-        if cfg.head_dim % 2 != 0
+        if !cfg.head_dim.is_multiple_of(2)
             || cfg.head_dim > 256
             || cfg.n_head_kv == 0
-            || cfg.n_head % cfg.n_head_kv != 0
+            || !cfg.n_head.is_multiple_of(cfg.n_head_kv)
             || cfg.inv_freq.len() != cfg.n_rot / 2
             || cfg.n_rot > cfg.head_dim
         {

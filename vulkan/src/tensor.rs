@@ -42,7 +42,7 @@ impl GpuMatrix {
         }
         let row_bytes =
             w.ty.bytes_for(w.cols as u64)
-                .filter(|_| w.cols % 32 == 0 && w.cols % w.ty.block_elems() == 0)
+                .filter(|_| w.cols.is_multiple_of(32) && w.cols.is_multiple_of(w.ty.block_elems()))
                 .ok_or_else(|| GpuError::Unsupported(format!("{} columns of {}", w.cols, w.ty)))?
                 as usize;
         if w.data.len() != row_bytes * w.rows {
