@@ -47,6 +47,23 @@ pub struct MatKernels {
     /// `i * stride` of `act` (each aligned to 16 bytes): the prompt path, which unpacks each
     /// weight block once for several tokens. Each result equals `vec_dot`'s bit for bit.
     pub vec_dot_n: VecDotN,
+    /// A faster prompt path with activations in a layout of its own, where the set has one.
+    pub gemm: Option<&'static Gemm>,
+}
+
+/// A prompt (matrix × several tokens) path with its own activation layout: the activations are
+/// quantized to `vec_dot_type` exactly as [`MatKernels::quantize_act`] does, then laid out as
+/// the kernel wants them. Each result is the same exact integer sum per block as
+/// [`MatKernels::vec_dot`]'s; only the order of the f32 additions differs.
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    /// Bytes of one activation row of `cols` elements (whole weight blocks).
+    pub act_bytes: fn(cols: usize) -> usize,
+    /// Quantize one row of activations into this layout (`dst` holds `act_bytes(src.len())`
+    /// bytes, 32-byte aligned).
+    pub quantize_act: fn(src: &[f32], dst: &mut [u8]),
+    /// As [`MatKernels::vec_dot_n`], the activation rows in this layout (each 32-byte aligned).
+    pub vec_dot_n: VecDotN,
 }
 
 /// Vector operations on f32 and f16 rows (f16 values as their bit patterns).

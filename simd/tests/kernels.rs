@@ -4,7 +4,7 @@
 //! is the order of the f32 additions: at most 1e-5 of `sum |w_i * a_i|` (computed in f64).
 
 use hearth_quant::{dequantize_row, quantize_row, GgmlType};
-use hearth_simd::{available, scalar, MatKernels};
+use hearth_simd::{available, scalar, Gemm, MatKernels};
 
 /// xorshift64*: deterministic data without a dependency.
 struct Rng(u64);
@@ -107,6 +107,9 @@ fn check(name: &str, fast: &MatKernels, rng: &mut Rng) {
                 fast.ty
             );
             check_many(name, fast, &w, n, rng);
+            if let Some(g) = fast.gemm {
+                check_gemm(name, fast, g, &w, n, rng);
+            }
         }
     }
 }
@@ -180,6 +183,48 @@ fn check_many(name: &str, k: &MatKernels, w: &[u8], n: usize, rng: &mut Rng) {
                 got.to_bits(),
                 want.to_bits(),
                 "{name} {}: vec_dot_n row {r} of {rows}",
+                k.ty
+            );
+        }
+    }
+}
+
+/// The prompt path against `vec_dot` on the same tokens (the same quantized values): within the
+/// f32 rounding budget, for token counts below, at and above its tile, with ordinary, all-zero
+/// and extreme activation rows.
+fn check_gemm(name: &str, k: &MatKernels, g: &Gemm, w: &[u8], n: usize, rng: &mut Rng) {
+    let act_bytes = k.vec_dot_type.bytes_for(n as u64).unwrap() as usize;
+    let stride = (g.act_bytes)(n).div_ceil(32) * 32;
+    let mut wf = vec![0f32; n];
+    dequantize_row(k.ty, w, &mut wf).unwrap();
+    for rows in [1usize, 2, 3, 4, 5, 7, 9] {
+        let mut raw = vec![0u8; rows * stride + 32];
+        let off = raw.as_ptr().align_offset(32);
+        let act = &mut raw[off..off + rows * stride];
+        let mut plain = Vec::new();
+        for r in 0..rows {
+            let x: Vec<f32> = match (r + rows) % 5 {
+                0 => vec![0.0; n],
+                1 => (0..n).map(|i| if i % 61 == 0 { 3e4 } else { -1e-3 }).collect(),
+                _ => (0..n).map(|_| rng.value()).collect(),
+            };
+            (g.quantize_act)(&x, &mut act[r * stride..(r + 1) * stride]);
+            let mut buf = vec![0u128; act_bytes.div_ceil(16)];
+            let a = &mut bytemuck_bytes(&mut buf)[..act_bytes];
+            (k.quantize_act)(&x, a);
+            plain.push(buf);
+        }
+        let mut out = vec![f32::NAN; rows];
+        (g.vec_dot_n)(w, act, stride, &mut out);
+        for (r, got) in out.iter().enumerate() {
+            let a = &bytemuck_bytes(&mut plain[r])[..act_bytes];
+            let want = (k.vec_dot)(w, a);
+            let mut af = vec![0f32; n];
+            dequantize_row(k.vec_dot_type, a, &mut af).unwrap();
+            let scale: f64 = wf.iter().zip(&af).map(|(a, b)| (a * b).abs() as f64).sum();
+            assert!(
+                ((got - want) as f64).abs() <= 1e-5 * scale + 1e-30,
+                "{name} {} prompt path, row {r} of {rows}: {got} vs vec_dot {want} (scale {scale})",
                 k.ty
             );
         }

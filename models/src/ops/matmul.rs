@@ -60,8 +60,9 @@ pub struct MatmulScratch {
 /// Activation bytes one pass of a prompt matmul keeps hot (half a typical 32-48 KiB L1 cache).
 const L1_BYTES: usize = 16 * 1024;
 
-/// Alignment of the quantized activation rows (Q8_K holds f32 and i16 fields).
-const ACT_ALIGN: usize = 16;
+/// Alignment of the quantized activation rows (Q8_K holds f32 and i16 fields; the prompt paths
+/// read 32-byte rows).
+const ACT_ALIGN: usize = 32;
 
 /// `out[t][r] = w[r] · x[t]` for `n` tokens: `x` is `(n, cols)`, `out` is `(n, rows)`.
 pub fn matmul(
@@ -74,11 +75,18 @@ pub fn matmul(
     let k = check_supported(w.ty)?;
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
-    let act_row = k
-        .vec_dot_type
-        .bytes_for(w.cols as u64)
-        .ok_or_else(|| ModelError::BadShape(format!("{} columns of {}", w.cols, w.ty)))?
-        as usize;
+    // The set's own prompt path where it has one, else `vec_dot_n` on plain activations.
+    let (quantize, act_row, vec_dot_n) = match k.gemm.filter(|_| n > 1) {
+        Some(g) => (g.quantize_act, (g.act_bytes)(w.cols), g.vec_dot_n),
+        None => (
+            k.quantize_act,
+            k.vec_dot_type
+                .bytes_for(w.cols as u64)
+                .ok_or_else(|| ModelError::BadShape(format!("{} columns of {}", w.cols, w.ty)))?
+                as usize,
+            k.vec_dot_n,
+        ),
+    };
     // Rows of activations, each starting at an ACT_ALIGN boundary.
     let stride = act_row.div_ceil(ACT_ALIGN) * ACT_ALIGN;
     scratch.act.clear();
@@ -87,7 +95,7 @@ pub fn matmul(
     let act = &mut scratch.act[off..off + n * stride];
     act.par_chunks_mut(stride)
         .zip(x.par_chunks(w.cols))
-        .for_each(|(dst, src)| (k.quantize_act)(src, &mut dst[..act_row]));
+        .for_each(|(dst, src)| quantize(src, &mut dst[..act_row]));
     let act = &*act;
     let rb = w.row_bytes();
     const ROWS_PER_TASK: usize = 16;
@@ -118,7 +126,7 @@ pub fn matmul(
                 let t1 = (t0 + tokens_per_pass).min(n);
                 for (i, row_out) in dst.chunks_exact_mut(n).enumerate() {
                     let r = c * ROWS_PER_TASK + i;
-                    (k.vec_dot_n)(
+                    vec_dot_n(
                         &w.data[r * rb..(r + 1) * rb],
                         &act[t0 * stride..],
                         stride,
