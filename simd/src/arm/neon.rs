@@ -212,12 +212,10 @@ pub(super) fn high_nibbles(v: uint8x16_t) -> int8x16_t {
     vreinterpretq_s8_u8(vshrq_n_u8::<4>(v))
 }
 
-/// The 32 activation bytes of a 32-element block, as two registers.
-///
-/// # Safety
-/// `q` is readable (always true of a reference; unsafe only for the raw loads inside).
-#[inline(always)]
-unsafe fn act32(q: &[i8; 32]) -> (int8x16_t, int8x16_t) {
+/// The 32 bytes of a 32-element block, as two registers.
+#[inline]
+#[target_feature(enable = "neon")]
+fn act32(q: &[i8; 32]) -> (int8x16_t, int8x16_t) {
     // SAFETY: `q` is 32 bytes.
     unsafe { (load_i8(q.as_ptr()), load_i8(q.as_ptr().add(16))) }
 }
@@ -386,8 +384,7 @@ unsafe fn q8_0_q8_0<D: Dot, const N: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; N
     let y = row_ptrs(y, x.len());
     let mut acc = [vdupq_n_f32(0.0); N];
     for (i, xb) in x.iter().enumerate() {
-        // SAFETY: qs is 32 bytes.
-        let (lo, hi) = unsafe { act32(&xb.qs) };
+        let (lo, hi) = act32(&xb.qs);
         let dx = f16_to_f32(xb.d);
         for c in 0..N {
             // SAFETY: row c holds x.len() > i blocks (`row_ptrs`).

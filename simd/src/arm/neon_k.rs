@@ -97,7 +97,7 @@ fn bsums(y: &BlockQ8K) -> (int16x8_t, int16x8_t) {
     }
 }
 
-/// Four rows of f32 lanes plus their separately kept min terms, summed at the end.
+/// Each row's f32 lanes summed, plus its separately kept min terms.
 #[inline]
 #[target_feature(enable = "neon")]
 fn finish<const N: usize>(acc: [float32x4_t; N], summs: [f32; N]) -> [f32; N] {
