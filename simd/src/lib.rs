@@ -10,12 +10,15 @@
 //! ...), with the same per-element arithmetic (fused multiply-adds, summation order) as ggml's
 //! vector code so that hearth rounds where llama.cpp rounds.
 //!
-//! Sets: `scalar` ([`scalar`], hearth-quant's reference code, every CPU) and `avx2`
-//! ([`x86::avx2`], AVX2 + FMA + F16C). The best set the CPU reports is chosen on first use, never
-//! from compile-time flags, so one binary runs everywhere; `HEARTH_KERNELS=scalar|avx2` forces a
-//! set ([`select`] fails if the CPU lacks it). A set that lacks a type falls back to the scalar
-//! entry for it.
+//! Sets: `scalar` ([`scalar`], hearth-quant's reference code, every CPU), on x86-64 `avx2`
+//! ([`x86::avx2`], AVX2 + FMA + F16C), on aarch64 `neon` ([`arm::neon`], every 64-bit ARM CPU)
+//! and `neon-dotprod` (the same kernels with the ARMv8.2 `sdot` byte dot product). The best set
+//! the CPU reports is chosen on first use, never from compile-time flags, so one binary runs
+//! everywhere; `HEARTH_KERNELS=scalar|avx2|neon|neon-dotprod` forces a set ([`select`] fails if
+//! the CPU lacks it). A set that lacks a type falls back to the scalar entry for it.
 
+#[cfg(target_arch = "aarch64")]
+pub mod arm;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -122,8 +125,23 @@ static AVX2: KernelSet = KernelSet {
     vec: &x86::avx2_vec::VEC,
 };
 
-/// Names `HEARTH_KERNELS` accepts in this build.
-pub const KNOWN_SETS: &[&str] = &["scalar", "avx2"];
+#[cfg(target_arch = "aarch64")]
+static NEON_DOTPROD: KernelSet = KernelSet {
+    name: "neon-dotprod",
+    table: &arm::neon::TABLE_DOTPROD,
+    vec: &arm::neon_vec::VEC,
+};
+
+#[cfg(target_arch = "aarch64")]
+static NEON: KernelSet = KernelSet {
+    name: "neon",
+    table: &arm::neon::TABLE,
+    vec: &arm::neon_vec::VEC,
+};
+
+/// Names `HEARTH_KERNELS` accepts (every build knows every name, so asking an x86 build for
+/// `neon` says the CPU cannot run it rather than that the name is unknown).
+pub const KNOWN_SETS: &[&str] = &["scalar", "avx2", "neon", "neon-dotprod"];
 
 /// The sets this CPU can run, best first.
 pub fn available() -> Vec<&'static KernelSet> {
@@ -131,6 +149,15 @@ pub fn available() -> Vec<&'static KernelSet> {
     #[cfg(target_arch = "x86_64")]
     if x86::avx2::detected() {
         sets.push(&AVX2);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if arm::neon::detected_dotprod() {
+            sets.push(&NEON_DOTPROD);
+        }
+        if arm::neon::detected() {
+            sets.push(&NEON);
+        }
     }
     sets.push(&SCALAR);
     sets

@@ -112,21 +112,74 @@ fn check(name: &str, fast: &MatKernels, rng: &mut Rng) {
             }
         }
     }
+    check_extremes(name, fast, reference, rng);
 }
 
-/// ggml's x86 `quantize_row_q8_0`/`q8_1` for one block, in scalar code: `d = amax / 127`, the
-/// values times `127 / amax`, rounded half to even.
-fn x86_q8_block(x: &[f32]) -> (f32, Vec<i8>) {
+/// Blocks at the edges of every field: each quant/scale byte the same value (0x80: -128 for
+/// Q8_0 weights; 0xFF: every quant, scale and min at its maximum), f16 scales up to the largest
+/// f16, against activations whose quants are all ±127.
+fn check_extremes(name: &str, fast: &MatKernels, reference: &MatKernels, rng: &mut Rng) {
+    if f16_fields(fast.ty).is_empty() {
+        return;
+    }
+    let n = 2 * fast.ty.block_elems();
+    let x: Vec<f32> = (0..n)
+        .map(|i| if i % 3 == 0 { -3.0 } else { 3.0 })
+        .collect();
+    let act_bytes = fast.vec_dot_type.bytes_for(n as u64).unwrap() as usize;
+    let mut buf = vec![0u128; act_bytes.div_ceil(16)];
+    let a = &mut bytemuck_bytes(&mut buf)[..act_bytes];
+    (fast.quantize_act)(&x, a);
+    for fill in [0x00u8, 0xff, 0x80, 0x7f, 0x55, 0xaa, 0x0f, 0xf0] {
+        for scales in [[1.0f32, 0.75], [65504.0, 1.0]] {
+            let mut w = vec![fill; fast.ty.bytes_for(n as u64).unwrap() as usize];
+            for block in w.chunks_exact_mut(fast.ty.block_bytes()) {
+                for (&off, s) in f16_fields(fast.ty).iter().zip(scales) {
+                    let h = half::f16::from_f32(s).to_bits().to_le_bytes();
+                    block[off..off + 2].copy_from_slice(&h);
+                }
+            }
+            let (mut wf, mut af) = (vec![0.0f32; n], vec![0.0f32; n]);
+            dequantize_row(fast.ty, &w, &mut wf).unwrap();
+            dequantize_row(fast.vec_dot_type, a, &mut af).unwrap();
+            let scale: f64 = wf.iter().zip(&af).map(|(p, q)| (p * q).abs() as f64).sum();
+            let want = (reference.vec_dot)(&w, a);
+            let got = (fast.vec_dot)(&w, a);
+            assert!(
+                ((got - want) as f64).abs() <= 1e-5 * scale + 1e-30,
+                "{name} {} (fill {fill:#x}, scales {scales:?}): {got} vs scalar {want}",
+                fast.ty
+            );
+            check_many(name, fast, &w, n, rng);
+        }
+    }
+}
+
+/// ggml's SIMD `quantize_row_q8_0`/`q8_1` for one block, in scalar code: `d = amax / 127`, the
+/// values times `127 / amax` (x86) or `1 / d` (ARM NEON), rounded half to even.
+fn simd_q8_block(x: &[f32]) -> (f32, Vec<i8>) {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let d = amax / 127.0;
+    let id = if cfg!(target_arch = "x86_64") {
+        if amax != 0.0 {
+            127.0 / amax
+        } else {
+            0.0
+        }
+    } else if d != 0.0 {
+        1.0 / d
+    } else {
+        0.0
+    };
     (
-        amax / 127.0,
+        d,
         x.iter().map(|v| (v * id).round_ties_even() as i8).collect(),
     )
 }
 
-/// A set's activation rows: Q8_0/Q8_1 with the arithmetic of ggml's code for that CPU family (x86:
-/// [`x86_q8_block`]), within one step of the portable reference; every other type identical to it.
+/// A set's activation rows: Q8_0/Q8_1 with the arithmetic of ggml's code for that CPU family
+/// ([`simd_q8_block`]), within one step of the portable reference; every other type identical
+/// to it.
 fn check_activations(name: &str, ty: GgmlType, x: &[f32], a_ref: &[u8], a_fast: &[u8]) {
     if !matches!(ty, GgmlType::Q8_0 | GgmlType::Q8_1) {
         return assert_eq!(a_ref, a_fast, "{name}: {ty} activation quantization");
@@ -145,15 +198,15 @@ fn check_activations(name: &str, ty: GgmlType, x: &[f32], a_ref: &[u8], a_fast: 
                 "{name}: {ty} quants"
             );
         }
-        if cfg!(target_arch = "x86_64") {
-            let (d, q) = x86_q8_block(xb);
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            let (d, q) = simd_q8_block(xb);
             assert_eq!(
                 fb[..2],
                 half::f16::from_f32(d).to_bits().to_le_bytes(),
                 "{name}: {ty} d"
             );
             let fq: Vec<i8> = fb[qs..].iter().map(|&b| b as i8).collect();
-            assert_eq!(fq, q, "{name}: {ty} quants as ggml's x86 code rounds them");
+            assert_eq!(fq, q, "{name}: {ty} quants as ggml's SIMD code rounds them");
             if ty == GgmlType::Q8_1 {
                 let sum: i32 = q.iter().map(|&v| i32::from(v)).sum();
                 let s = half::f16::from_f32(d * sum as f32).to_bits().to_le_bytes();
@@ -272,6 +325,14 @@ fn forcing_an_unknown_or_missing_set_is_an_error() {
         err.contains("unknown kernel set") && err.contains("scalar"),
         "{err}"
     );
+    // Every build knows every set's name; one for another CPU family cannot run here.
+    let foreign = if cfg!(target_arch = "aarch64") {
+        "avx2"
+    } else {
+        "neon"
+    };
+    let err = hearth_simd::by_name(foreign).unwrap_err();
+    assert!(err.contains("cannot run"), "{err}");
 }
 
 fn f16_bits(x: f32) -> u16 {
