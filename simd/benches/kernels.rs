@@ -3,11 +3,9 @@
 //! For every weight type of every kernel set this CPU runs: the matrix-vector kernel
 //! (`vec_dot`, generation) in GB/s of weights read, and the prompt kernels (`vec_dot_n` on the
 //! plain activations, and the set's own prompt path where it has one) in G multiply-adds per
-//! second, over the matrix shapes of R1-Distill-Qwen-1.5B (1536×1536 attention, 8960×1536 FFN
+//! second of CPU time, over the matrix shapes of R1-Distill-Qwen-1.5B (1536×1536 attention, 8960×1536 FFN
 //! up/gate, 1536×8960 FFN down). Median of several runs; no assertions (speed claims are
 //! measured side by side with llama.cpp, see the closing notes and `hearth bench`).
-
-use std::time::Instant;
 
 use hearth_quant::{quantize_row, GgmlType};
 use hearth_simd::{available, MatKernels};
@@ -37,14 +35,27 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Median seconds of `runs` calls of `f`, after one warm-up call.
+/// CPU seconds this thread has run: unlike wall time, it does not count the time other
+/// processes of a busy machine take from it.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Median CPU seconds of `runs` calls of `f`, after one warm-up call.
 fn median(runs: usize, mut f: impl FnMut()) -> f64 {
     f();
     let mut t: Vec<f64> = (0..runs)
         .map(|_| {
-            let start = Instant::now();
+            let start = thread_cpu();
             f();
-            start.elapsed().as_secs_f64()
+            thread_cpu() - start
         })
         .collect();
     t.sort_by(f64::total_cmp);
