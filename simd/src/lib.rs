@@ -54,10 +54,22 @@ pub struct MatKernels {
     pub gemm: Option<&'static Gemm>,
 }
 
+/// `kernel(weights, rows, act, stride, n, out, out_stride)`: see [`Gemm::kernel`].
+pub type GemmKernel = fn(
+    weights: &[u8],
+    rows: usize,
+    act: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+);
+
 /// A prompt (matrix × several tokens) path with its own activation layout: the activations are
 /// quantized to `vec_dot_type` exactly as [`MatKernels::quantize_act`] does, then laid out as
 /// the kernel wants them. Each result is the same exact integer sum per block as
-/// [`MatKernels::vec_dot`]'s; only the order of the f32 additions differs.
+/// [`MatKernels::vec_dot`]'s; only the order of the f32 additions (and, where a kernel takes
+/// the two f16 scales' product in f32 first, its rounding) differs.
 #[derive(Clone, Copy, Debug)]
 pub struct Gemm {
     /// Bytes of one activation row of `cols` elements (whole weight blocks).
@@ -65,8 +77,12 @@ pub struct Gemm {
     /// Quantize one row of activations into this layout (`dst` holds `act_bytes(src.len())`
     /// bytes, 32-byte aligned).
     pub quantize_act: fn(src: &[f32], dst: &mut [u8]),
-    /// As [`MatKernels::vec_dot_n`], the activation rows in this layout (each 32-byte aligned).
-    pub vec_dot_n: VecDotN,
+    /// Weight rows one call of `kernel` takes at most (it unpacks them together).
+    pub rows: usize,
+    /// `weights` holds `rows` consecutive weight rows (1 ≤ `rows` ≤ [`Gemm::rows`]); for each
+    /// of the `n` activation rows (row `i` at byte `i * stride` of `act`, 32-byte aligned),
+    /// writes weight row `r`'s dot product with it to `out[i * out_stride + r]`.
+    pub kernel: GemmKernel,
 }
 
 /// Vector operations on f32 and f16 rows (f16 values as their bit patterns).

@@ -243,43 +243,66 @@ fn check_many(name: &str, k: &MatKernels, w: &[u8], n: usize, rng: &mut Rng) {
 }
 
 /// The prompt path against `vec_dot` on the same tokens (the same quantized values): within the
-/// f32 rounding budget, for token counts below, at and above its tile, with ordinary, all-zero
-/// and extreme activation rows.
+/// f32 rounding budget, for one weight row, a partial and a full group of the kernel's rows,
+/// token counts below, at and above its tile, with ordinary, all-zero and extreme activations.
 fn check_gemm(name: &str, k: &MatKernels, g: &Gemm, w: &[u8], n: usize, rng: &mut Rng) {
     let act_bytes = k.vec_dot_type.bytes_for(n as u64).unwrap() as usize;
     let stride = (g.act_bytes)(n).div_ceil(32) * 32;
-    let mut wf = vec![0f32; n];
-    dequantize_row(k.ty, w, &mut wf).unwrap();
-    for rows in [1usize, 2, 3, 4, 5, 7, 9] {
-        let mut raw = vec![0u8; rows * stride + 32];
-        let off = raw.as_ptr().align_offset(32);
-        let act = &mut raw[off..off + rows * stride];
-        let mut plain = Vec::new();
-        for r in 0..rows {
-            let x: Vec<f32> = match (r + rows) % 5 {
-                0 => vec![0.0; n],
-                1 => (0..n).map(|i| if i % 61 == 0 { 3e4 } else { -1e-3 }).collect(),
-                _ => (0..n).map(|_| rng.value()).collect(),
-            };
-            (g.quantize_act)(&x, &mut act[r * stride..(r + 1) * stride]);
-            let mut buf = vec![0u128; act_bytes.div_ceil(16)];
-            let a = &mut bytemuck_bytes(&mut buf)[..act_bytes];
-            (k.quantize_act)(&x, a);
-            plain.push(buf);
+    let mut counts = vec![1, g.rows];
+    if g.rows > 2 {
+        counts.insert(1, g.rows / 2 + 1);
+    }
+    for nrows in counts {
+        let mut weights = w.to_vec();
+        for r in 1..nrows {
+            weights.extend(weight_row(k.ty, n, r % 2 == 1, rng));
         }
-        let mut out = vec![f32::NAN; rows];
-        (g.vec_dot_n)(w, act, stride, &mut out);
-        for (r, got) in out.iter().enumerate() {
-            let a = &bytemuck_bytes(&mut plain[r])[..act_bytes];
-            let want = (k.vec_dot)(w, a);
-            let mut af = vec![0f32; n];
-            dequantize_row(k.vec_dot_type, a, &mut af).unwrap();
-            let scale: f64 = wf.iter().zip(&af).map(|(a, b)| (a * b).abs() as f64).sum();
-            assert!(
-                ((got - want) as f64).abs() <= 1e-5 * scale + 1e-30,
-                "{name} {} prompt path, row {r} of {rows}: {got} vs vec_dot {want} (scale {scale})",
-                k.ty
-            );
+        let mut wf = vec![0f32; n * nrows];
+        dequantize_row(k.ty, &weights, &mut wf).unwrap();
+        for tokens in [1usize, 2, 3, 4, 5, 7, 9] {
+            let mut raw = vec![0u8; tokens * stride + 32];
+            let off = raw.as_ptr().align_offset(32);
+            let act = &mut raw[off..off + tokens * stride];
+            let mut plain = Vec::new();
+            for t in 0..tokens {
+                let x: Vec<f32> = match (t + tokens) % 5 {
+                    0 => vec![0.0; n],
+                    1 => (0..n)
+                        .map(|i| if i % 61 == 0 { 3e4 } else { -1e-3 })
+                        .collect(),
+                    _ => (0..n).map(|_| rng.value()).collect(),
+                };
+                (g.quantize_act)(&x, &mut act[t * stride..(t + 1) * stride]);
+                let mut buf = vec![0u128; act_bytes.div_ceil(16)];
+                (k.quantize_act)(&x, &mut bytemuck_bytes(&mut buf)[..act_bytes]);
+                plain.push(buf);
+            }
+            let out_stride = nrows + 3;
+            let mut out = vec![f32::NAN; tokens * out_stride];
+            (g.kernel)(&weights, nrows, act, stride, tokens, &mut out, out_stride);
+            for (t, plain) in plain.iter_mut().enumerate() {
+                let a = &bytemuck_bytes(plain)[..act_bytes];
+                let mut af = vec![0f32; n];
+                dequantize_row(k.vec_dot_type, a, &mut af).unwrap();
+                for (r, wr) in weights.chunks_exact(w.len()).enumerate() {
+                    let want = (k.vec_dot)(wr, a);
+                    let got = out[t * out_stride + r];
+                    let scale: f64 = wf[r * n..(r + 1) * n]
+                        .iter()
+                        .zip(&af)
+                        .map(|(a, b)| (a * b).abs() as f64)
+                        .sum();
+                    assert!(
+                        ((got - want) as f64).abs() <= 1e-5 * scale + 1e-30,
+                        "{name} {} prompt path, row {r} of {nrows}, token {t} of {tokens}: \
+                         {got} vs vec_dot {want} (scale {scale})",
+                        k.ty
+                    );
+                }
+                for r in nrows..out_stride {
+                    assert!(out[t * out_stride + r].is_nan(), "wrote past its rows");
+                }
+            }
         }
     }
 }

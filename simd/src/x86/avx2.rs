@@ -22,8 +22,8 @@ use hearth_quant::{
     BlockQ8_1, F16Le, GgmlType, QuantBlock,
 };
 
-use crate::scalar;
 use super::avx2_gemm;
+use crate::scalar;
 use crate::{Gemm, MatKernels, VecDotN};
 
 /// The CPU features this set needs.
@@ -105,7 +105,7 @@ pub(super) fn hsum(v: __m256) -> f32 {
 /// `p` must point at 16 readable bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn nibbles_32(p: *const u8) -> __m256i {
+pub(super) unsafe fn nibbles_32(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 16 readable bytes.
     let b = unsafe { _mm_loadu_si128(p.cast()) };
     let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
@@ -980,7 +980,7 @@ entry!(vec_dot_iq4_xs, vec_dot_n_iq4_xs, BlockIq4Xs, iq4_xs_q8_k);
 /// `x` holds 32 floats, `q` 32 bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn quantize_32(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+pub(super) unsafe fn quantize_32(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     debug_assert!(x.len() >= 32 && q.len() >= 32);
     // SAFETY: 32 floats by the caller's contract.
     let v: [__m256; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) });
@@ -1078,13 +1078,19 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<Bf16Le>(),
         Some((vec_dot_bf16, vec_dot_n_bf16)),
     ),
-    avx2(
-        scalar::entry::<BlockQ4_0>(),
-        Some((vec_dot_q4_0, vec_dot_n_q4_0)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ4_0>(),
+            Some((vec_dot_q4_0, vec_dot_n_q4_0)),
+        ),
+        &avx2_gemm::Q4_0,
     ),
-    avx2(
-        scalar::entry::<BlockQ4_1>(),
-        Some((vec_dot_q4_1, vec_dot_n_q4_1)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ4_1>(),
+            Some((vec_dot_q4_1, vec_dot_n_q4_1)),
+        ),
+        &avx2_gemm::Q4_1,
     ),
     avx2(
         scalar::entry::<BlockQ5_0>(),
@@ -1094,9 +1100,12 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<BlockQ5_1>(),
         Some((vec_dot_q5_1, vec_dot_n_q5_1)),
     ),
-    avx2(
-        scalar::entry::<BlockQ8_0>(),
-        Some((vec_dot_q8_0, vec_dot_n_q8_0)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ8_0>(),
+            Some((vec_dot_q8_0, vec_dot_n_q8_0)),
+        ),
+        &avx2_gemm::Q8_0,
     ),
     avx2(
         scalar::entry::<BlockQ2K>(),
