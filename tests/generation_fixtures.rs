@@ -45,6 +45,40 @@ fn qwen2_agrees_with_llama_cpp() {
     check_agreement(QWEN2);
 }
 
+/// Two rows of logits that should be the same distribution up to rounding: the prompt kernels
+/// (several tokens at a time) add in another order than the generation kernels, and a last-bit
+/// difference can move a quantized activation by one step, so the bar is the one hearth meets
+/// against llama.cpp: a KL divergence below 0.01 and the same argmax unless the top two are
+/// within 0.5 of each other.
+fn assert_same_distribution(a: &[f32], b: &[f32], what: &str) {
+    let log_softmax = |x: &[f32]| {
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
+        x.iter()
+            .map(|&v| v as f64 - max - sum.ln())
+            .collect::<Vec<f64>>()
+    };
+    let (la, lb) = (log_softmax(a), log_softmax(b));
+    let kl: f64 = la.iter().zip(&lb).map(|(p, q)| p.exp() * (p - q)).sum();
+    assert!(kl <= 0.01, "{what}: KL divergence {kl}");
+    let argmax = |x: &[f32]| {
+        x.iter()
+            .enumerate()
+            .max_by(|p, q| p.1.total_cmp(q.1))
+            .map(|(i, _)| i)
+            .unwrap()
+    };
+    let (ia, ib) = (argmax(a), argmax(b));
+    if ia != ib {
+        assert!(
+            (a[ia] - a[ib]).abs() < 0.5,
+            "{what}: argmax {ia} vs {ib} ({} vs {})",
+            a[ia],
+            a[ib]
+        );
+    }
+}
+
 /// One token at a time through the KV cache gives the batch's logits.
 fn check_incremental(model: &str) {
     let Some(path) = common::require_model(&format!("{model}.gguf")) else {
@@ -60,19 +94,16 @@ fn check_incremental(model: &str) {
         .eval(&mut batch, &tokens, Logits::All)
         .expect("batch");
     let mut single = engine.new_session();
-    let mut worst = 0.0f32;
     for (i, &t) in tokens.iter().enumerate() {
         let one = engine
             .eval(&mut single, &[t], Logits::Last)
             .expect("one token");
-        for (a, b) in one.iter().zip(&all[i * vocab..(i + 1) * vocab]) {
-            worst = worst.max((a - b).abs());
-        }
+        assert_same_distribution(
+            one,
+            &all[i * vocab..(i + 1) * vocab],
+            &format!("{model}: token {i} alone vs in the batch"),
+        );
     }
-    assert!(
-        worst <= 1e-3,
-        "{model}: token-by-token differs from the batch by {worst}"
-    );
 }
 
 /// A prompt split over several batches gives the logits of one batch (the last token's and all).
@@ -104,12 +135,10 @@ fn smollm2_small_batches_equal_one_batch() {
             .eval(&mut b, &case.prompt_ids, want)
             .expect("small batches");
         assert_eq!(got.len(), expected.len(), "{want:?}");
-        let worst = got
-            .iter()
-            .zip(&expected)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst <= 1e-3, "{want:?}: batches of 3 differ by {worst}");
+        let vocab = one.model.hp.n_vocab;
+        for (i, (g, e)) in got.chunks(vocab).zip(expected.chunks(vocab)).enumerate() {
+            assert_same_distribution(g, e, &format!("{want:?}, row {i}: batches of 3 vs one"));
+        }
     }
 }
 

@@ -10,12 +10,15 @@
 //! ...), with the same per-element arithmetic (fused multiply-adds, summation order) as ggml's
 //! vector code so that hearth rounds where llama.cpp rounds.
 //!
-//! Sets: `scalar` ([`scalar`], hearth-quant's reference code, every CPU) and `avx2`
-//! ([`x86::avx2`], AVX2 + FMA + F16C). The best set the CPU reports is chosen on first use, never
-//! from compile-time flags, so one binary runs everywhere; `HEARTH_KERNELS=scalar|avx2` forces a
-//! set ([`select`] fails if the CPU lacks it). A set that lacks a type falls back to the scalar
-//! entry for it.
+//! Sets: `scalar` ([`scalar`], hearth-quant's reference code, every CPU), on x86-64 `avx2`
+//! ([`x86::avx2`], AVX2 + FMA + F16C), on aarch64 `neon` ([`arm::neon`], every 64-bit ARM CPU)
+//! and `neon-dotprod` (the same kernels with the ARMv8.2 `sdot` byte dot product). The best set
+//! the CPU reports is chosen on first use, never from compile-time flags, so one binary runs
+//! everywhere; `HEARTH_KERNELS=scalar|avx2|neon|neon-dotprod` forces a set ([`select`] fails if
+//! the CPU lacks it). A set that lacks a type falls back to the scalar entry for it.
 
+#[cfg(target_arch = "aarch64")]
+pub mod arm;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -47,6 +50,39 @@ pub struct MatKernels {
     /// `i * stride` of `act` (each aligned to 16 bytes): the prompt path, which unpacks each
     /// weight block once for several tokens. Each result equals `vec_dot`'s bit for bit.
     pub vec_dot_n: VecDotN,
+    /// A faster prompt path with activations in a layout of its own, where the set has one.
+    pub gemm: Option<&'static Gemm>,
+}
+
+/// `kernel(weights, rows, act, stride, n, out, out_stride)`: see [`Gemm::kernel`].
+pub type GemmKernel = fn(
+    weights: &[u8],
+    rows: usize,
+    act: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+);
+
+/// A prompt (matrix × several tokens) path with its own activation layout: the activations are
+/// quantized to `vec_dot_type` exactly as [`MatKernels::quantize_act`] does, then laid out as
+/// the kernel wants them. Each result is the same exact integer sum per block as
+/// [`MatKernels::vec_dot`]'s; only the order of the f32 additions (and, where a kernel takes
+/// the two f16 scales' product in f32 first, its rounding) differs.
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    /// Bytes of one activation row of `cols` elements (whole weight blocks).
+    pub act_bytes: fn(cols: usize) -> usize,
+    /// Quantize one row of activations into this layout (`dst` holds `act_bytes(src.len())`
+    /// bytes, 32-byte aligned).
+    pub quantize_act: fn(src: &[f32], dst: &mut [u8]),
+    /// Weight rows one call of `kernel` takes at most (it unpacks them together).
+    pub rows: usize,
+    /// `weights` holds `rows` consecutive weight rows (1 ≤ `rows` ≤ [`Gemm::rows`]); for each
+    /// of the `n` activation rows (row `i` at byte `i * stride` of `act`, 32-byte aligned),
+    /// writes weight row `r`'s dot product with it to `out[i * out_stride + r]`.
+    pub kernel: GemmKernel,
 }
 
 /// Vector operations on f32 and f16 rows (f16 values as their bit patterns).
@@ -105,8 +141,23 @@ static AVX2: KernelSet = KernelSet {
     vec: &x86::avx2_vec::VEC,
 };
 
-/// Names `HEARTH_KERNELS` accepts in this build.
-pub const KNOWN_SETS: &[&str] = &["scalar", "avx2"];
+#[cfg(target_arch = "aarch64")]
+static NEON_DOTPROD: KernelSet = KernelSet {
+    name: "neon-dotprod",
+    table: &arm::neon::TABLE_DOTPROD,
+    vec: &arm::neon_vec::VEC,
+};
+
+#[cfg(target_arch = "aarch64")]
+static NEON: KernelSet = KernelSet {
+    name: "neon",
+    table: &arm::neon::TABLE,
+    vec: &arm::neon_vec::VEC,
+};
+
+/// Names `HEARTH_KERNELS` accepts (every build knows every name, so asking an x86 build for
+/// `neon` says the CPU cannot run it rather than that the name is unknown).
+pub const KNOWN_SETS: &[&str] = &["scalar", "avx2", "neon", "neon-dotprod"];
 
 /// The sets this CPU can run, best first.
 pub fn available() -> Vec<&'static KernelSet> {
@@ -114,6 +165,15 @@ pub fn available() -> Vec<&'static KernelSet> {
     #[cfg(target_arch = "x86_64")]
     if x86::avx2::detected() {
         sets.push(&AVX2);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if arm::neon::detected_dotprod() {
+            sets.push(&NEON_DOTPROD);
+        }
+        if arm::neon::detected() {
+            sets.push(&NEON);
+        }
     }
     sets.push(&SCALAR);
     sets

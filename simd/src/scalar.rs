@@ -36,6 +36,7 @@ pub(crate) const fn entry<W: QuantBlock>() -> MatKernels {
         quantize_act: quantize_act::<W>,
         vec_dot: vec_dot::<W>,
         vec_dot_n: vec_dot_n::<W>,
+        gemm: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! is the order of the f32 additions: at most 1e-5 of `sum |w_i * a_i|` (computed in f64).
 
 use hearth_quant::{dequantize_row, quantize_row, GgmlType};
-use hearth_simd::{available, scalar, MatKernels};
+use hearth_simd::{available, scalar, Gemm, MatKernels};
 
 /// xorshift64*: deterministic data without a dependency.
 struct Rng(u64);
@@ -107,23 +107,79 @@ fn check(name: &str, fast: &MatKernels, rng: &mut Rng) {
                 fast.ty
             );
             check_many(name, fast, &w, n, rng);
+            if let Some(g) = fast.gemm {
+                check_gemm(name, fast, g, &w, n, rng);
+            }
+        }
+    }
+    check_extremes(name, fast, reference, rng);
+}
+
+/// Blocks at the edges of every field: each quant/scale byte the same value (0x80: -128 for
+/// Q8_0 weights; 0xFF: every quant, scale and min at its maximum), f16 scales up to the largest
+/// f16, against activations whose quants are all ±127.
+fn check_extremes(name: &str, fast: &MatKernels, reference: &MatKernels, rng: &mut Rng) {
+    if f16_fields(fast.ty).is_empty() {
+        return;
+    }
+    let n = 2 * fast.ty.block_elems();
+    let x: Vec<f32> = (0..n)
+        .map(|i| if i % 3 == 0 { -3.0 } else { 3.0 })
+        .collect();
+    let act_bytes = fast.vec_dot_type.bytes_for(n as u64).unwrap() as usize;
+    let mut buf = vec![0u128; act_bytes.div_ceil(16)];
+    let a = &mut bytemuck_bytes(&mut buf)[..act_bytes];
+    (fast.quantize_act)(&x, a);
+    for fill in [0x00u8, 0xff, 0x80, 0x7f, 0x55, 0xaa, 0x0f, 0xf0] {
+        for scales in [[1.0f32, 0.75], [65504.0, 1.0]] {
+            let mut w = vec![fill; fast.ty.bytes_for(n as u64).unwrap() as usize];
+            for block in w.chunks_exact_mut(fast.ty.block_bytes()) {
+                for (&off, s) in f16_fields(fast.ty).iter().zip(scales) {
+                    let h = half::f16::from_f32(s).to_bits().to_le_bytes();
+                    block[off..off + 2].copy_from_slice(&h);
+                }
+            }
+            let (mut wf, mut af) = (vec![0.0f32; n], vec![0.0f32; n]);
+            dequantize_row(fast.ty, &w, &mut wf).unwrap();
+            dequantize_row(fast.vec_dot_type, a, &mut af).unwrap();
+            let scale: f64 = wf.iter().zip(&af).map(|(p, q)| (p * q).abs() as f64).sum();
+            let want = (reference.vec_dot)(&w, a);
+            let got = (fast.vec_dot)(&w, a);
+            assert!(
+                ((got - want) as f64).abs() <= 1e-5 * scale + 1e-30,
+                "{name} {} (fill {fill:#x}, scales {scales:?}): {got} vs scalar {want}",
+                fast.ty
+            );
+            check_many(name, fast, &w, n, rng);
         }
     }
 }
 
-/// ggml's x86 `quantize_row_q8_0`/`q8_1` for one block, in scalar code: `d = amax / 127`, the
-/// values times `127 / amax`, rounded half to even.
-fn x86_q8_block(x: &[f32]) -> (f32, Vec<i8>) {
+/// ggml's SIMD `quantize_row_q8_0`/`q8_1` for one block, in scalar code: `d = amax / 127`, the
+/// values times `127 / amax` (x86) or `1 / d` (ARM NEON), rounded half to even.
+fn simd_q8_block(x: &[f32]) -> (f32, Vec<i8>) {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let d = amax / 127.0;
+    let id = if cfg!(target_arch = "x86_64") {
+        if amax != 0.0 {
+            127.0 / amax
+        } else {
+            0.0
+        }
+    } else if d != 0.0 {
+        1.0 / d
+    } else {
+        0.0
+    };
     (
-        amax / 127.0,
+        d,
         x.iter().map(|v| (v * id).round_ties_even() as i8).collect(),
     )
 }
 
-/// A set's activation rows: Q8_0/Q8_1 with the arithmetic of ggml's code for that CPU family (x86:
-/// [`x86_q8_block`]), within one step of the portable reference; every other type identical to it.
+/// A set's activation rows: Q8_0/Q8_1 with the arithmetic of ggml's code for that CPU family
+/// ([`simd_q8_block`]), within one step of the portable reference; every other type identical
+/// to it.
 fn check_activations(name: &str, ty: GgmlType, x: &[f32], a_ref: &[u8], a_fast: &[u8]) {
     if !matches!(ty, GgmlType::Q8_0 | GgmlType::Q8_1) {
         return assert_eq!(a_ref, a_fast, "{name}: {ty} activation quantization");
@@ -142,15 +198,15 @@ fn check_activations(name: &str, ty: GgmlType, x: &[f32], a_ref: &[u8], a_fast: 
                 "{name}: {ty} quants"
             );
         }
-        if cfg!(target_arch = "x86_64") {
-            let (d, q) = x86_q8_block(xb);
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            let (d, q) = simd_q8_block(xb);
             assert_eq!(
                 fb[..2],
                 half::f16::from_f32(d).to_bits().to_le_bytes(),
                 "{name}: {ty} d"
             );
             let fq: Vec<i8> = fb[qs..].iter().map(|&b| b as i8).collect();
-            assert_eq!(fq, q, "{name}: {ty} quants as ggml's x86 code rounds them");
+            assert_eq!(fq, q, "{name}: {ty} quants as ggml's SIMD code rounds them");
             if ty == GgmlType::Q8_1 {
                 let sum: i32 = q.iter().map(|&v| i32::from(v)).sum();
                 let s = half::f16::from_f32(d * sum as f32).to_bits().to_le_bytes();
@@ -182,6 +238,71 @@ fn check_many(name: &str, k: &MatKernels, w: &[u8], n: usize, rng: &mut Rng) {
                 "{name} {}: vec_dot_n row {r} of {rows}",
                 k.ty
             );
+        }
+    }
+}
+
+/// The prompt path against `vec_dot` on the same tokens (the same quantized values): within the
+/// f32 rounding budget, for one weight row, a partial and a full group of the kernel's rows,
+/// token counts below, at and above its tile, with ordinary, all-zero and extreme activations.
+fn check_gemm(name: &str, k: &MatKernels, g: &Gemm, w: &[u8], n: usize, rng: &mut Rng) {
+    let act_bytes = k.vec_dot_type.bytes_for(n as u64).unwrap() as usize;
+    let stride = (g.act_bytes)(n).div_ceil(32) * 32;
+    let mut counts = vec![1, g.rows];
+    if g.rows > 2 {
+        counts.insert(1, g.rows / 2 + 1);
+    }
+    for nrows in counts {
+        let mut weights = w.to_vec();
+        for r in 1..nrows {
+            weights.extend(weight_row(k.ty, n, r % 2 == 1, rng));
+        }
+        let mut wf = vec![0f32; n * nrows];
+        dequantize_row(k.ty, &weights, &mut wf).unwrap();
+        for tokens in [1usize, 2, 3, 4, 5, 7, 9] {
+            let mut raw = vec![0u8; tokens * stride + 32];
+            let off = raw.as_ptr().align_offset(32);
+            let act = &mut raw[off..off + tokens * stride];
+            let mut plain = Vec::new();
+            for t in 0..tokens {
+                let x: Vec<f32> = match (t + tokens) % 5 {
+                    0 => vec![0.0; n],
+                    1 => (0..n)
+                        .map(|i| if i % 61 == 0 { 3e4 } else { -1e-3 })
+                        .collect(),
+                    _ => (0..n).map(|_| rng.value()).collect(),
+                };
+                (g.quantize_act)(&x, &mut act[t * stride..(t + 1) * stride]);
+                let mut buf = vec![0u128; act_bytes.div_ceil(16)];
+                (k.quantize_act)(&x, &mut bytemuck_bytes(&mut buf)[..act_bytes]);
+                plain.push(buf);
+            }
+            let out_stride = nrows + 3;
+            let mut out = vec![f32::NAN; tokens * out_stride];
+            (g.kernel)(&weights, nrows, act, stride, tokens, &mut out, out_stride);
+            for (t, plain) in plain.iter_mut().enumerate() {
+                let a = &bytemuck_bytes(plain)[..act_bytes];
+                let mut af = vec![0f32; n];
+                dequantize_row(k.vec_dot_type, a, &mut af).unwrap();
+                for (r, wr) in weights.chunks_exact(w.len()).enumerate() {
+                    let want = (k.vec_dot)(wr, a);
+                    let got = out[t * out_stride + r];
+                    let scale: f64 = wf[r * n..(r + 1) * n]
+                        .iter()
+                        .zip(&af)
+                        .map(|(a, b)| (a * b).abs() as f64)
+                        .sum();
+                    assert!(
+                        ((got - want) as f64).abs() <= 1e-5 * scale + 1e-30,
+                        "{name} {} prompt path, row {r} of {nrows}, token {t} of {tokens}: \
+                         {got} vs vec_dot {want} (scale {scale})",
+                        k.ty
+                    );
+                }
+                for r in nrows..out_stride {
+                    assert!(out[t * out_stride + r].is_nan(), "wrote past its rows");
+                }
+            }
         }
     }
 }
@@ -227,6 +348,14 @@ fn forcing_an_unknown_or_missing_set_is_an_error() {
         err.contains("unknown kernel set") && err.contains("scalar"),
         "{err}"
     );
+    // Every build knows every set's name; one for another CPU family cannot run here.
+    let foreign = if cfg!(target_arch = "aarch64") {
+        "avx2"
+    } else {
+        "neon"
+    };
+    let err = hearth_simd::by_name(foreign).unwrap_err();
+    assert!(err.contains("cannot run"), "{err}");
 }
 
 fn f16_bits(x: f32) -> u16 {

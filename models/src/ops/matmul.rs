@@ -60,8 +60,15 @@ pub struct MatmulScratch {
 /// Activation bytes one pass of a prompt matmul keeps hot (half a typical 32-48 KiB L1 cache).
 const L1_BYTES: usize = 16 * 1024;
 
-/// Alignment of the quantized activation rows (Q8_K holds f32 and i16 fields).
-const ACT_ALIGN: usize = 16;
+/// Weight rows per task of a matmul.
+const ROWS_PER_TASK: usize = 16;
+
+/// Most tokens per pass over a task's weight rows.
+const MAX_PASS: usize = 64;
+
+/// Alignment of the quantized activation rows (Q8_K holds f32 and i16 fields; the prompt paths
+/// read 32-byte rows).
+const ACT_ALIGN: usize = 32;
 
 /// `out[t][r] = w[r] · x[t]` for `n` tokens: `x` is `(n, cols)`, `out` is `(n, rows)`.
 pub fn matmul(
@@ -74,11 +81,18 @@ pub fn matmul(
     let k = check_supported(w.ty)?;
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
-    let act_row = k
-        .vec_dot_type
-        .bytes_for(w.cols as u64)
-        .ok_or_else(|| ModelError::BadShape(format!("{} columns of {}", w.cols, w.ty)))?
-        as usize;
+    // The set's own prompt path where it has one, else `vec_dot_n` on plain activations.
+    let gemm = k.gemm.filter(|_| n > 1);
+    let (quantize, act_row) = match gemm {
+        Some(g) => (g.quantize_act, (g.act_bytes)(w.cols)),
+        None => (
+            k.quantize_act,
+            k.vec_dot_type
+                .bytes_for(w.cols as u64)
+                .ok_or_else(|| ModelError::BadShape(format!("{} columns of {}", w.cols, w.ty)))?
+                as usize,
+        ),
+    };
     // Rows of activations, each starting at an ACT_ALIGN boundary.
     let stride = act_row.div_ceil(ACT_ALIGN) * ACT_ALIGN;
     scratch.act.clear();
@@ -87,12 +101,9 @@ pub fn matmul(
     let act = &mut scratch.act[off..off + n * stride];
     act.par_chunks_mut(stride)
         .zip(x.par_chunks(w.cols))
-        .for_each(|(dst, src)| (k.quantize_act)(src, &mut dst[..act_row]));
+        .for_each(|(dst, src)| quantize(src, &mut dst[..act_row]));
     let act = &*act;
     let rb = w.row_bytes();
-    const ROWS_PER_TASK: usize = 16;
-    // A multiple of 8 so the kernels' column tiles (4 tokens) leave no remainder but the last.
-    let tokens_per_pass = (L1_BYTES / stride / 8 * 8).clamp(8, 64);
     if n == 1 {
         out.par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
@@ -104,7 +115,13 @@ pub fn matmul(
             });
         return Ok(());
     }
-    // Compute (rows, n) so each task owns whole weight rows, then transpose into (n, rows).
+    // Each task owns ROWS_PER_TASK weight rows (a multiple of every kernel's row group) and
+    // computes their results for every token into its own part of `tmp`, token-major (`rc`
+    // values per token); then the parts are gathered into `out`.
+    let group = gemm.map_or(1, |g| g.rows);
+    debug_assert_eq!(ROWS_PER_TASK % group, 0);
+    // A multiple of 8 so the kernels' column tiles (4 tokens) leave no remainder but the last.
+    let tokens_per_pass = (L1_BYTES / stride / 8 * 8).clamp(8, MAX_PASS);
     scratch.tmp.clear();
     scratch.tmp.resize(w.rows * n, 0.0);
     scratch
@@ -112,35 +129,37 @@ pub fn matmul(
         .par_chunks_mut(n * ROWS_PER_TASK)
         .enumerate()
         .for_each(|(c, dst)| {
-            // Tokens in blocks whose activations stay in the L1 cache while every weight row
+            let (r0, rc) = (c * ROWS_PER_TASK, dst.len() / n);
+            // Tokens in passes whose activations stay in the L1 cache while every weight row
             // of the task goes over them.
             for t0 in (0..n).step_by(tokens_per_pass) {
                 let t1 = (t0 + tokens_per_pass).min(n);
-                for (i, row_out) in dst.chunks_exact_mut(n).enumerate() {
-                    let r = c * ROWS_PER_TASK + i;
-                    (k.vec_dot_n)(
-                        &w.data[r * rb..(r + 1) * rb],
-                        &act[t0 * stride..],
-                        stride,
-                        &mut row_out[t0..t1],
-                    );
+                for g0 in (0..rc).step_by(group) {
+                    let gr = group.min(rc - g0);
+                    let rows = &w.data[(r0 + g0) * rb..(r0 + g0 + gr) * rb];
+                    let a = &act[t0 * stride..];
+                    match gemm {
+                        Some(g) => {
+                            (g.kernel)(rows, gr, a, stride, t1 - t0, &mut dst[t0 * rc + g0..], rc)
+                        }
+                        None => {
+                            let mut dots = [0f32; MAX_PASS];
+                            (k.vec_dot_n)(rows, a, stride, &mut dots[..t1 - t0]);
+                            for (i, &d) in dots[..t1 - t0].iter().enumerate() {
+                                dst[(t0 + i) * rc + g0] = d;
+                            }
+                        }
+                    }
                 }
             }
         });
-    // Transpose in parallel, a few tokens per task: each weight row's run of values for those
-    // tokens is read contiguously.
-    const TOKENS_PER_TRANSPOSE: usize = 16;
     let tmp = &scratch.tmp;
-    out.par_chunks_mut(w.rows * TOKENS_PER_TRANSPOSE)
-        .enumerate()
-        .for_each(|(b, dst)| {
-            let t0 = b * TOKENS_PER_TRANSPOSE;
-            let tokens = dst.len() / w.rows;
-            for (r, src) in tmp.chunks_exact(n).enumerate() {
-                for (i, &v) in src[t0..t0 + tokens].iter().enumerate() {
-                    dst[i * w.rows + r] = v;
-                }
-            }
-        });
+    out.par_chunks_mut(w.rows).enumerate().for_each(|(t, row)| {
+        for (c, part) in tmp.chunks(n * ROWS_PER_TASK).enumerate() {
+            let rc = part.len() / n;
+            row[c * ROWS_PER_TASK..c * ROWS_PER_TASK + rc]
+                .copy_from_slice(&part[t * rc..(t + 1) * rc]);
+        }
+    });
     Ok(())
 }

@@ -22,8 +22,9 @@ use hearth_quant::{
     BlockQ8_1, F16Le, GgmlType, QuantBlock,
 };
 
+use super::avx2_gemm;
 use crate::scalar;
-use crate::{MatKernels, VecDotN};
+use crate::{Gemm, MatKernels, VecDotN};
 
 /// The CPU features this set needs.
 pub fn detected() -> bool {
@@ -56,7 +57,7 @@ fn widen_f16_bits(bits: u32) -> __m128 {
 /// One f16 widened (see [`widen_f16_bits`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16_to_f32(h: F16Le) -> f32 {
+pub(super) fn f16_to_f32(h: F16Le) -> f32 {
     _mm_cvtss_f32(widen_f16_bits(u32::from(h.to_bits())))
 }
 
@@ -64,7 +65,7 @@ fn f16_to_f32(h: F16Le) -> f32 {
 /// one 32-bit load.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16x2<T: QuantBlock>(block: &T) -> (f32, f32) {
+pub(super) fn f16x2<T: QuantBlock>(block: &T) -> (f32, f32) {
     const { assert!(size_of::<T>() >= 4) };
     // SAFETY: `block` is a reference to at least four bytes (checked above).
     let bits = unsafe { std::ptr::read_unaligned((block as *const T).cast::<u32>()) };
@@ -90,7 +91,7 @@ fn row_ptrs<A, const N: usize>(y: [&[A]; N], n: usize) -> [*const A; N] {
 /// Sum of the eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
+pub(super) fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -104,7 +105,7 @@ fn hsum(v: __m256) -> f32 {
 /// `p` must point at 16 readable bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn nibbles_32(p: *const u8) -> __m256i {
+pub(super) unsafe fn nibbles_32(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 16 readable bytes.
     let b = unsafe { _mm_loadu_si128(p.cast()) };
     let both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
@@ -303,7 +304,7 @@ fn q8_0_q8_0<const N: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
 /// The 8 six-bit scales (bytes 0..8) and 8 six-bit mins (bytes 8..16) of a Q4_K/Q5_K block,
 /// unpacked from its 12 packed bytes as ggml's x86 code does (`utmp` and the three masks).
 #[inline]
-fn k4_scales_mins(packed: &[u8; 12]) -> [u32; 4] {
+pub(super) fn k4_scales_mins(packed: &[u8; 12]) -> [u32; 4] {
     const KMASK1: u32 = 0x3f3f_3f3f;
     const KMASK2: u32 = 0x0f0f_0f0f;
     const KMASK3: u32 = 0x0303_0303;
@@ -979,7 +980,7 @@ entry!(vec_dot_iq4_xs, vec_dot_n_iq4_xs, BlockIq4Xs, iq4_xs_q8_k);
 /// `x` holds 32 floats, `q` 32 bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn quantize_32(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+pub(super) unsafe fn quantize_32(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     debug_assert!(x.len() >= 32 && q.len() >= 32);
     // SAFETY: 32 floats by the caller's contract.
     let v: [__m256; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) });
@@ -1060,6 +1061,13 @@ const fn avx2(base: MatKernels, dots: Option<Dots>) -> MatKernels {
     }
 }
 
+const fn with_gemm(base: MatKernels, gemm: &'static Gemm) -> MatKernels {
+    MatKernels {
+        gemm: Some(gemm),
+        ..base
+    }
+}
+
 /// Every weight type: the ones this set speeds up with its own dots, the rest with the scalar
 /// dots but this set's activation quantizers (ggml quantizes activations with the x86 code
 /// whatever the weight type).
@@ -1070,13 +1078,19 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<Bf16Le>(),
         Some((vec_dot_bf16, vec_dot_n_bf16)),
     ),
-    avx2(
-        scalar::entry::<BlockQ4_0>(),
-        Some((vec_dot_q4_0, vec_dot_n_q4_0)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ4_0>(),
+            Some((vec_dot_q4_0, vec_dot_n_q4_0)),
+        ),
+        &avx2_gemm::Q4_0,
     ),
-    avx2(
-        scalar::entry::<BlockQ4_1>(),
-        Some((vec_dot_q4_1, vec_dot_n_q4_1)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ4_1>(),
+            Some((vec_dot_q4_1, vec_dot_n_q4_1)),
+        ),
+        &avx2_gemm::Q4_1,
     ),
     avx2(
         scalar::entry::<BlockQ5_0>(),
@@ -1086,9 +1100,12 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<BlockQ5_1>(),
         Some((vec_dot_q5_1, vec_dot_n_q5_1)),
     ),
-    avx2(
-        scalar::entry::<BlockQ8_0>(),
-        Some((vec_dot_q8_0, vec_dot_n_q8_0)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ8_0>(),
+            Some((vec_dot_q8_0, vec_dot_n_q8_0)),
+        ),
+        &avx2_gemm::Q8_0,
     ),
     avx2(
         scalar::entry::<BlockQ2K>(),
@@ -1098,17 +1115,23 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<BlockQ3K>(),
         Some((vec_dot_q3_k, vec_dot_n_q3_k)),
     ),
-    avx2(
-        scalar::entry::<BlockQ4K>(),
-        Some((vec_dot_q4_k, vec_dot_n_q4_k)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ4K>(),
+            Some((vec_dot_q4_k, vec_dot_n_q4_k)),
+        ),
+        &avx2_gemm::Q4_K,
     ),
     avx2(
         scalar::entry::<BlockQ5K>(),
         Some((vec_dot_q5_k, vec_dot_n_q5_k)),
     ),
-    avx2(
-        scalar::entry::<BlockQ6K>(),
-        Some((vec_dot_q6_k, vec_dot_n_q6_k)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ6K>(),
+            Some((vec_dot_q6_k, vec_dot_n_q6_k)),
+        ),
+        &avx2_gemm::Q6_K,
     ),
     avx2(
         scalar::entry::<BlockIq4Nl>(),

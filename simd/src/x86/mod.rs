@@ -1,4 +1,5 @@
 //! The x86-64 kernel sets.
 
 pub mod avx2;
+pub mod avx2_gemm;
 pub mod avx2_vec;
