@@ -259,7 +259,7 @@ fn check_gemm(name: &str, k: &MatKernels, g: &Gemm, w: &[u8], n: usize, rng: &mu
         }
         let mut wf = vec![0f32; n * nrows];
         dequantize_row(k.ty, &weights, &mut wf).unwrap();
-        for tokens in [1usize, 2, 3, 4, 5, 7, 9] {
+        for tokens in [1usize, 2, 3, 4, 5, 7, 8, 9, 13] {
             let mut raw = vec![0u8; tokens * stride + 32];
             let off = raw.as_ptr().align_offset(32);
             let act = &mut raw[off..off + tokens * stride];
