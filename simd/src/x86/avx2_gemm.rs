@@ -349,6 +349,9 @@ pub static Q6_K: Gemm = Gemm {
 const ACT32: usize = 40;
 /// Weight rows per call of the 32-element kernels.
 const ROWS: usize = 8;
+/// Tokens per call of the 32-element kernels (their accumulators and the broadcast activation
+/// take ten registers; the transposed weights are read back from the stack).
+const WIDE: usize = 8;
 
 fn act_bytes_32(cols: usize) -> usize {
     cols / 32 * ACT32
@@ -611,9 +614,15 @@ macro_rules! eight_rows {
                 }
             };
             let mut first = 0;
-            while first + COLS <= n {
+            while first + WIDE <= n {
                 // SAFETY: this set is only selected once AVX2, FMA and F16C are detected; every
                 // weight row holds `blocks` blocks and `row_ptr32` checked the activations.
+                let acc = unsafe { $f::<WIDE>(x, blocks, std::array::from_fn(|c| p(first + c))) };
+                put(first, &acc);
+                first += WIDE;
+            }
+            if first + COLS <= n {
+                // SAFETY: as above.
                 let acc = unsafe { $f::<COLS>(x, blocks, std::array::from_fn(|c| p(first + c))) };
                 put(first, &acc);
                 first += COLS;
