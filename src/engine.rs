@@ -75,6 +75,11 @@ pub struct Session {
     all: Vec<f32>,
     /// The GPU layers' KV cache and activations, when the engine offloads.
     gpu: Option<crate::gpu::SessionGpu>,
+    /// The length of the last prompt [`Engine::generate`] evaluated and the logits after it, so
+    /// that the same prompt again (a retry, a regenerated answer) samples from exactly the same
+    /// logits instead of re-evaluating its last token alone, which the generation kernels round
+    /// differently from the prompt kernels.
+    prompt_end: Option<(usize, Vec<f32>)>,
 }
 
 /// Why generation stopped.
@@ -186,6 +191,7 @@ impl Engine {
             scratch: Scratch::default(),
             all: Vec::new(),
             gpu: crate::gpu::new_session(self.gpu.as_ref(), self.n_ctx),
+            prompt_end: None,
         }
     }
 
@@ -283,8 +289,23 @@ impl Engine {
             );
         }
         let t0 = Instant::now();
-        let reused = self.reuse_prefix(s, prompt);
-        self.eval(s, &prompt[reused..], Logits::Last)?;
+        let n = prompt.len();
+        let again = matches!(&s.prompt_end, Some((len, _)) if *len == n)
+            && s.cache.len >= n
+            && s.tokens.get(..n) == Some(prompt);
+        let reused = if again {
+            s.tokens.truncate(n);
+            s.cache.truncate(n);
+            let (_, logits) = s.prompt_end.as_ref().expect("checked above");
+            s.scratch.restore_logits(logits);
+            n
+        } else {
+            let reused = self.reuse_prefix(s, prompt);
+            s.prompt_end = None;
+            self.eval(s, &prompt[reused..], Logits::Last)?;
+            s.prompt_end = Some((n, s.scratch.logits().to_vec()));
+            reused
+        };
         let prompt_time = t0.elapsed();
         for &t in prompt {
             sampler.accept(t);

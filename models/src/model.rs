@@ -329,6 +329,12 @@ impl Scratch {
         &self.logits
     }
 
+    /// Put back logits saved from an earlier call (a session answering the same prompt again).
+    pub fn restore_logits(&mut self, logits: &[f32]) {
+        self.logits.clear();
+        self.logits.extend_from_slice(logits);
+    }
+
     fn prepare(&mut self, hp: &HParams, n: usize) -> &mut Scratch {
         let q_dim = hp.n_head * hp.head_dim;
         let kv_dim = hp.n_head_kv * hp.head_dim;

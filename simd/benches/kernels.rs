@@ -132,8 +132,19 @@ fn bench(set: &str, k: &MatKernels, rows: usize, cols: usize) {
                 (g.kernel)(group, n, a, gs, TOKENS, &mut dots, g.rows);
             }
         });
+        let t1 = median(7, || {
+            let a = &*own.all();
+            for group in w.chunks(rb * g.rows) {
+                let n = group.len() / rb;
+                (g.kernel)(group, n, a, gs, 1, &mut dots, g.rows);
+            }
+        });
         std::hint::black_box(&dots);
-        line += &format!(" | own path {:6.2} GMAC/s", macs / t / 1e9);
+        line += &format!(
+            " | own path {:6.2} GMAC/s, one token {:6.2} GB/s",
+            macs / t / 1e9,
+            (rows * rb) as f64 / t1 / 1e9
+        );
     }
     std::hint::black_box(&out);
     println!("{line}");

@@ -81,8 +81,11 @@ pub fn matmul(
     let k = check_supported(w.ty)?;
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
-    // The set's own prompt path where it has one, else `vec_dot_n` on plain activations.
-    let gemm = k.gemm.filter(|_| n > 1);
+    // The set's own prompt path where it has one, else `vec_dot_n` on plain activations. A
+    // one-row prompt path serves single tokens too (it reads the weights as fast as `vec_dot`),
+    // so that a token gives the same bits alone as in a batch; the eight-row paths would halve
+    // generation speed, so single tokens take `vec_dot` there.
+    let gemm = k.gemm.filter(|g| n > 1 || g.rows == 1);
     let (quantize, act_row) = match gemm {
         Some(g) => (g.quantize_act, (g.act_bytes)(w.cols)),
         None => (
@@ -110,7 +113,11 @@ pub fn matmul(
             .for_each(|(c, dst)| {
                 for (i, o) in dst.iter_mut().enumerate() {
                     let r = c * ROWS_PER_TASK + i;
-                    *o = (k.vec_dot)(&w.data[r * rb..(r + 1) * rb], &act[..act_row]);
+                    let row = &w.data[r * rb..(r + 1) * rb];
+                    match gemm {
+                        Some(g) => (g.kernel)(row, 1, act, stride, 1, std::slice::from_mut(o), 1),
+                        None => *o = (k.vec_dot)(row, &act[..act_row]),
+                    }
                 }
             });
         return Ok(());
