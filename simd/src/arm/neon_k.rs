@@ -225,22 +225,9 @@ unsafe fn q3_k_q8_k<D: Dot, const N: usize>(x: &[BlockQ3K], y: [&[BlockQ8K]; N])
 #[inline]
 #[target_feature(enable = "neon")]
 fn k4_scales_mins(packed: &[u8; 12]) -> ([i32; 8], int16x8_t) {
-    const KMASK1: u32 = 0x3f3f_3f3f;
-    const KMASK2: u32 = 0x0f0f_0f0f;
-    const KMASK3: u32 = 0x0303_0303;
-    let w = |i: usize| {
-        u32::from_le_bytes([
-            packed[4 * i],
-            packed[4 * i + 1],
-            packed[4 * i + 2],
-            packed[4 * i + 3],
-        ])
-    };
-    let (u0, u1, u2) = (w(0), w(1), w(2));
-    let scales =
-        u64::from(u0 & KMASK1) | u64::from((u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4)) << 32;
-    let mins = u64::from(u1 & KMASK1)
-        | u64::from(((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4)) << 32;
+    let [s0, s1, m0, m1] = crate::k4_scales_mins(packed);
+    let scales = u64::from(s0) | u64::from(s1) << 32;
+    let mins = u64::from(m0) | u64::from(m1) << 32;
     let sc = scales.to_le_bytes().map(i32::from);
     (sc, vreinterpretq_s16_u16(vmovl_u8(vcreate_u8(mins))))
 }

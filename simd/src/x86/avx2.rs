@@ -23,6 +23,7 @@ use hearth_quant::{
 };
 
 use super::avx2_gemm;
+pub(super) use crate::k4_scales_mins;
 use crate::scalar;
 use crate::{Gemm, MatKernels, VecDotN};
 
@@ -299,30 +300,6 @@ fn q8_0_q8_0<const N: usize>(x: &[BlockQ8_0], y: [&[BlockQ8_0]; N]) -> [f32; N] 
         out[c] = hsum(acc[c]);
     }
     out
-}
-
-/// The 8 six-bit scales (bytes 0..8) and 8 six-bit mins (bytes 8..16) of a Q4_K/Q5_K block,
-/// unpacked from its 12 packed bytes as ggml's x86 code does (`utmp` and the three masks).
-#[inline]
-pub(super) fn k4_scales_mins(packed: &[u8; 12]) -> [u32; 4] {
-    const KMASK1: u32 = 0x3f3f_3f3f;
-    const KMASK2: u32 = 0x0f0f_0f0f;
-    const KMASK3: u32 = 0x0303_0303;
-    let w = |i: usize| {
-        u32::from_le_bytes([
-            packed[4 * i],
-            packed[4 * i + 1],
-            packed[4 * i + 2],
-            packed[4 * i + 3],
-        ])
-    };
-    let (u0, u1, u2) = (w(0), w(1), w(2));
-    [
-        u0 & KMASK1,
-        (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4),
-        u1 & KMASK1,
-        ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4),
-    ]
 }
 
 /// Q4_K as ggml's AVX2 `ggml_vec_dot_q4_K_q8_K`: the scale part in eight i32 lanes per block,

@@ -77,12 +77,11 @@ fn quantize_act_k(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// The start of activation row `row` (at `row * stride` in `act`), checked to hold `blocks`
-/// blocks.
-fn row_ptr(act: &[u8], stride: usize, row: usize, blocks: usize) -> *const u8 {
+/// The start of activation row `row` (at `row * stride` in `act`), checked to hold `bytes`.
+fn row_ptr(act: &[u8], stride: usize, row: usize, bytes: usize) -> *const u8 {
     let start = row * stride;
     assert!(
-        start + blocks * ACT_BLOCK <= act.len(),
+        start + bytes <= act.len(),
         "activation row shorter than the weight row"
     );
     act[start..].as_ptr()
@@ -297,7 +296,7 @@ macro_rules! one_row {
         ) {
             assert_eq!(rows, 1, "one weight row per call");
             let w = blocks_from_bytes::<$w>(weights).expect("weight row layout");
-            let p = |i: usize| row_ptr(act, stride, i, w.len());
+            let p = |i: usize| row_ptr(act, stride, i, w.len() * ACT_BLOCK);
             let mut put = |first: usize, dots: &[f32]| {
                 for (c, &d) in dots.iter().enumerate() {
                     out[(first + c) * out_stride] = d;
@@ -603,7 +602,7 @@ macro_rules! eight_rows {
             };
             let x: [&[$w]; ROWS] = std::array::from_fn(row);
             let blocks = x[0].len();
-            let p = |i: usize| row_ptr32(act, stride, i, blocks);
+            let p = |i: usize| row_ptr(act, stride, i, blocks * ACT32);
             let mut put = |first: usize, acc: &[__m256]| {
                 for (c, a) in acc.iter().enumerate() {
                     let mut lanes = [0f32; ROWS];
@@ -616,7 +615,7 @@ macro_rules! eight_rows {
             let mut first = 0;
             while first + WIDE <= n {
                 // SAFETY: this set is only selected once AVX2, FMA and F16C are detected; every
-                // weight row holds `blocks` blocks and `row_ptr32` checked the activations.
+                // weight row holds `blocks` blocks and `row_ptr` checked the activations.
                 let acc = unsafe { $f::<WIDE>(x, blocks, std::array::from_fn(|c| p(first + c))) };
                 put(first, &acc);
                 first += WIDE;
@@ -640,16 +639,6 @@ macro_rules! eight_rows {
             }
         }
     };
-}
-
-/// As [`row_ptr`], for the 32-element layout.
-fn row_ptr32(act: &[u8], stride: usize, row: usize, blocks: usize) -> *const u8 {
-    let start = row * stride;
-    assert!(
-        start + blocks * ACT32 <= act.len(),
-        "activation row shorter than the weight row"
-    );
-    act[start..].as_ptr()
 }
 
 eight_rows!(gemm_q4_0, BlockQ4_0, q4_0);
