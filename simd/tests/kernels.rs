@@ -151,6 +151,9 @@ fn check_extremes(name: &str, fast: &MatKernels, reference: &MatKernels, rng: &m
                 fast.ty
             );
             check_many(name, fast, &w, n, rng);
+            if let Some(g) = fast.gemm {
+                check_gemm(name, fast, g, &w, n, rng);
+            }
         }
     }
 }
@@ -244,7 +247,8 @@ fn check_many(name: &str, k: &MatKernels, w: &[u8], n: usize, rng: &mut Rng) {
 
 /// The prompt path against `vec_dot` on the same tokens (the same quantized values): within
 /// 1e-4 of `Σ|w·a|`, for one weight row, a partial and a full group of the kernel's rows,
-/// token counts below, at and above its tile, with ordinary, all-zero and extreme activations.
+/// token counts below, at and above its tile, with ordinary, all-zero, spiky and
+/// saturated activations (and, from [`check_extremes`], extreme weights).
 fn check_gemm(name: &str, k: &MatKernels, g: &Gemm, w: &[u8], n: usize, rng: &mut Rng) {
     let act_bytes = k.vec_dot_type.bytes_for(n as u64).unwrap() as usize;
     let stride = (g.act_bytes)(n).div_ceil(32) * 32;
@@ -269,6 +273,11 @@ fn check_gemm(name: &str, k: &MatKernels, g: &Gemm, w: &[u8], n: usize, rng: &mu
                     0 => vec![0.0; n],
                     1 => (0..n)
                         .map(|i| if i % 61 == 0 { 3e4 } else { -1e-3 })
+                        .collect(),
+                    // Quants of ±127, mostly of one sign: the i16 sums of the kernels that add
+                    // products before widening them come near their limit.
+                    2 => (0..n)
+                        .map(|i| if i % 7 == 0 { -1.0 } else { 1.0 })
                         .collect(),
                     _ => (0..n).map(|_| rng.value()).collect(),
                 };
