@@ -15,10 +15,13 @@ const SHAPES: &[(usize, usize)] = &[(1536, 1536), (8960, 1536), (1536, 8960)];
 const TYPES: &[GgmlType] = &[
     GgmlType::Q4_0,
     GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
     GgmlType::Q8_0,
     GgmlType::Q4K,
     GgmlType::Q5K,
     GgmlType::Q6K,
+    GgmlType::Iq4Nl,
     GgmlType::Iq4Xs,
     GgmlType::F16,
 ];

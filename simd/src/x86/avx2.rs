@@ -205,7 +205,7 @@ fn q4_1_q8_1<const N: usize>(x: &[BlockQ4_1], y: [&[BlockQ8_1]; N]) -> [f32; N] 
 /// 32 bits → 32 bytes, 0xFF where bit i of `bits` is set (byte i ↔ element i).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn bits_to_bytes(bits: [u8; 4]) -> __m256i {
+pub(super) fn bits_to_bytes(bits: [u8; 4]) -> __m256i {
     let v = _mm256_set1_epi32(i32::from_le_bytes(bits));
     // Byte i takes byte i / 8 of the word...
     let spread = _mm256_shuffle_epi8(
@@ -467,7 +467,7 @@ fn q5_k_q8_k<const N: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; N]) -> [f32; N] {
 /// `p` must point at 16 readable bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn iq4_values(p: *const u8) -> __m256i {
+pub(super) unsafe fn iq4_values(p: *const u8) -> __m256i {
     // SAFETY: the codebook is 16 bytes; `p` by the caller's contract.
     let (book, bits) = unsafe {
         (
@@ -1069,13 +1069,19 @@ pub static TABLE: [MatKernels; 15] = [
         ),
         &avx2_gemm::Q4_1,
     ),
-    avx2(
-        scalar::entry::<BlockQ5_0>(),
-        Some((vec_dot_q5_0, vec_dot_n_q5_0)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ5_0>(),
+            Some((vec_dot_q5_0, vec_dot_n_q5_0)),
+        ),
+        &avx2_gemm::Q5_0,
     ),
-    avx2(
-        scalar::entry::<BlockQ5_1>(),
-        Some((vec_dot_q5_1, vec_dot_n_q5_1)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockQ5_1>(),
+            Some((vec_dot_q5_1, vec_dot_n_q5_1)),
+        ),
+        &avx2_gemm::Q5_1,
     ),
     with_gemm(
         avx2(
@@ -1110,9 +1116,12 @@ pub static TABLE: [MatKernels; 15] = [
         ),
         &avx2_gemm::Q6_K,
     ),
-    avx2(
-        scalar::entry::<BlockIq4Nl>(),
-        Some((vec_dot_iq4_nl, vec_dot_n_iq4_nl)),
+    with_gemm(
+        avx2(
+            scalar::entry::<BlockIq4Nl>(),
+            Some((vec_dot_iq4_nl, vec_dot_n_iq4_nl)),
+        ),
+        &avx2_gemm::IQ4_NL,
     ),
     avx2(
         scalar::entry::<BlockIq4Xs>(),

@@ -14,27 +14,42 @@
 //! Activation block (320 bytes, 32-byte aligned within the row): the 256 Q8_K quants
 //! interleaved as above, the 16 Q8_K `bsums` (i16, natural order), the f32 scale, padding.
 //!
-//! **Q4_0, Q4_1, Q8_0** (eight weight rows per call). A 32-element block has one f16 scale, so
-//! a one-row kernel pays a conversion and a multiply-add in f32 for every 32 products. Here the
-//! blocks of eight rows are transposed by 4-byte groups once (register `v` holds elements
-//! `4v .. 4v + 4` of all eight rows), each token's 4-byte group is broadcast against it, the
-//! eight `vpmaddubsw` of a block add up in i16 (at most 8 · 2 · 15 · 127 for nibbles) and one
-//! `vpmaddwd` leaves each row's exact block sum in its own i32 lane: one conversion and one
-//! multiply-add per block serve eight rows, and the results come out eight rows at a time.
-//! Q8_0's signed weights take `vpsignb` (as the matrix-vector kernel) and one `vpmaddwd` per
-//! group, since two of their products can already fill an i16.
+//! **Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL** (eight weight rows per call). A 32-element block
+//! has one f16 scale, so a one-row kernel pays a conversion and a multiply-add in f32 for every
+//! 32 products. Here the blocks of eight rows are unpacked to one byte per element and
+//! transposed by 4-byte groups once (register `v` holds elements `4v .. 4v + 4` of all eight
+//! rows), each token's 4-byte group is broadcast against it, the `vpmaddubsw` of a block add up
+//! in i16 and `vpmaddwd` leaves each row's exact block sum in its own i32 lane: one conversion and
+//! one multiply-add per block serve eight rows, and the results come out eight rows at a time.
+//! One block loop ([`eight_rows`]) serves every type; a type ([`EightRows`]) gives its unpacking
+//! and three constants:
 //!
-//! Activation block (40 bytes): the 32 quants of the set's Q8_0/Q8_1 quantizer, the scale as
-//! f32, and the sum of the quants (i32, Q8_0) or Q8_1's `s` (as f32).
+//! - unsigned quants (Q4: nibbles, Q5: `nibble + 16·bit`, 0 to 31) multiply the activations
+//!   directly; Q4_0 and Q5_0 store `q + 8` and `q + 16` and subtract `8·Σa` or `16·Σa` from the
+//!   integer sum, Q4_1 and Q5_1 add `m·s` (Q8_1's `s`) after the scale term;
+//! - signed weights (Q8_0's quants, IQ4_NL's codebook values looked up by `vpshufb`) take
+//!   `|w| · sign(a, w)` (`vpsignb`, as the matrix-vector kernels);
+//! - products add up in i16 before widening as long as they cannot overflow: all eight groups
+//!   for Q4 (8 · 2 · 15 · 127), four for Q5 (4 · 2 · 31 · 127), one for the signed weights (two
+//!   of their products can already fill an i16).
+//!
+//! Tokens go eight per call, then four, then the last one to three ([`tiles`], which the
+//! one-row kernels share with four per call).
+//!
+//! Activation block (40 bytes): the 32 quants of the set's Q8_0/Q8_1 quantizer (the one its
+//! matrix-vector path uses for the weight type), the scale as f32, and the sum of the quants
+//! (i32, Q8_0) or Q8_1's `s` (as f32).
 
 use std::arch::x86_64::*;
 
 use hearth_quant::{
-    blocks_from_bytes, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0, F16Le, Pod,
-    QuantBlock, QK_K,
+    blocks_from_bytes, BlockIq4Nl, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8K, BlockQ8_0, F16Le, Pod, QuantBlock, QK_K,
 };
 
-use super::avx2::{f16_to_f32, f16x2, hsum, k4_scales_mins, nibbles_32, quantize_32};
+use super::avx2::{
+    bits_to_bytes, f16_to_f32, f16x2, hsum, iq4_values, k4_scales_mins, nibbles_32, quantize_32,
+};
 use crate::Gemm;
 
 /// Bytes of one activation block of this layout.
@@ -280,58 +295,111 @@ unsafe fn q6_k<const N: usize>(x: &[BlockQ6K], y: [*const u8; N]) -> [f32; N] {
     acc.map(|a| hsum(a))
 }
 
-/// Tokens per call of a kernel.
+/// Tokens per call of the one-row kernels (and the second tile size of the eight-row ones).
 const COLS: usize = 4;
 
-macro_rules! one_row {
-    ($name:ident, $w:ty, $f:ident) => {
-        fn $name(
-            weights: &[u8],
-            rows: usize,
-            act: &[u8],
-            stride: usize,
-            n: usize,
-            out: &mut [f32],
-            out_stride: usize,
-        ) {
-            assert_eq!(rows, 1, "one weight row per call");
-            let w = blocks_from_bytes::<$w>(weights).expect("weight row layout");
-            let p = |i: usize| row_ptr(act, stride, i, w.len() * ACT_BLOCK);
-            let mut put = |first: usize, dots: &[f32]| {
-                for (c, &d) in dots.iter().enumerate() {
-                    out[(first + c) * out_stride] = d;
-                }
-            };
-            let mut first = 0;
-            while first + COLS <= n {
-                // SAFETY: this set is only selected once AVX2, FMA and F16C are detected, and
-                // `row_ptr` checked that every row holds the weight row's blocks.
-                let dots = unsafe { $f::<COLS>(w, std::array::from_fn(|c| p(first + c))) };
-                put(first, &dots);
-                first += COLS;
-            }
-            // SAFETY: as above.
-            match n - first {
-                0 => {}
-                1 => put(first, &unsafe { $f::<1>(w, [p(first)]) }),
-                2 => put(first, &unsafe { $f::<2>(w, [p(first), p(first + 1)]) }),
-                _ => put(first, &unsafe {
-                    $f::<3>(w, [p(first), p(first + 1), p(first + 2)])
-                }),
-            }
-        }
-    };
+/// A kernel run over the tokens `first .. first + N`, its results stored.
+trait Tile {
+    fn run<const N: usize>(&mut self, first: usize);
 }
 
-one_row!(gemm_q4_k, BlockQ4K, q4_k);
-one_row!(gemm_q6_k, BlockQ6K, q6_k);
+/// Runs `t` over `n` tokens: `W` at a time, then (if `W` is wider) four, then the last one to
+/// three.
+fn tiles<const W: usize>(n: usize, t: &mut impl Tile) {
+    let mut first = 0;
+    while first + W <= n {
+        t.run::<W>(first);
+        first += W;
+    }
+    if W > COLS && first + COLS <= n {
+        t.run::<COLS>(first);
+        first += COLS;
+    }
+    debug_assert!(n - first < COLS);
+    match n - first {
+        0 => {}
+        1 => t.run::<1>(first),
+        2 => t.run::<2>(first),
+        _ => t.run::<3>(first),
+    }
+}
+
+/// A weight type of the one-row kernels.
+trait OneRow: QuantBlock {
+    /// Dot products of the weight row `x` with `N` tokens.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available, and every `y[c]` points at `x.len()` activation blocks
+    /// of this layout.
+    unsafe fn dots<const N: usize>(x: &[Self], y: [*const u8; N]) -> [f32; N];
+}
+
+impl OneRow for BlockQ4K {
+    unsafe fn dots<const N: usize>(x: &[Self], y: [*const u8; N]) -> [f32; N] {
+        // SAFETY: by the caller's contract.
+        unsafe { q4_k(x, y) }
+    }
+}
+
+impl OneRow for BlockQ6K {
+    unsafe fn dots<const N: usize>(x: &[Self], y: [*const u8; N]) -> [f32; N] {
+        // SAFETY: by the caller's contract.
+        unsafe { q6_k(x, y) }
+    }
+}
+
+/// One weight row against the tokens of a call.
+struct OneRowTiles<'a, B> {
+    w: &'a [B],
+    act: &'a [u8],
+    stride: usize,
+    out: &'a mut [f32],
+    out_stride: usize,
+}
+
+impl<B: OneRow> Tile for OneRowTiles<'_, B> {
+    fn run<const N: usize>(&mut self, first: usize) {
+        let bytes = self.w.len() * ACT_BLOCK;
+        let y = std::array::from_fn(|c| row_ptr(self.act, self.stride, first + c, bytes));
+        // SAFETY: this set is only selected once AVX2, FMA and F16C are detected, and `row_ptr`
+        // checked that every token holds the weight row's blocks.
+        let dots = unsafe { B::dots::<N>(self.w, y) };
+        for (c, d) in dots.into_iter().enumerate() {
+            self.out[(first + c) * self.out_stride] = d;
+        }
+    }
+}
+
+/// The [`Gemm::kernel`] of a one-row type.
+fn gemm_one_row<B: OneRow>(
+    weights: &[u8],
+    rows: usize,
+    act: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    assert_eq!(rows, 1, "one weight row per call");
+    let w = blocks_from_bytes::<B>(weights).expect("weight row layout");
+    tiles::<COLS>(
+        n,
+        &mut OneRowTiles {
+            w,
+            act,
+            stride,
+            out,
+            out_stride,
+        },
+    );
+}
 
 /// The prompt path for Q4_K weights.
 pub static Q4_K: Gemm = Gemm {
     act_bytes: act_bytes_k,
     quantize_act: quantize_act_k,
     rows: 1,
-    kernel: gemm_q4_k,
+    kernel: gemm_one_row::<BlockQ4K>,
 };
 
 /// The prompt path for Q6_K weights.
@@ -339,10 +407,10 @@ pub static Q6_K: Gemm = Gemm {
     act_bytes: act_bytes_k,
     quantize_act: quantize_act_k,
     rows: 1,
-    kernel: gemm_q6_k,
+    kernel: gemm_one_row::<BlockQ6K>,
 };
 
-// ---- Q4_0, Q4_1, Q8_0: eight weight rows per call ----
+// ---- Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL: eight weight rows per call ----
 
 /// Bytes of one activation block of the 32-element layout.
 const ACT32: usize = 40;
@@ -466,191 +534,259 @@ fn nibble_groups(qs: [&[u8; 16]; 8]) -> [__m256i; 8] {
     transpose(qs.map(|q| unsafe { nibbles_32(q.as_ptr()) }))
 }
 
-/// Q4_0 (`x` the eight rows' blocks) against `N` tokens: `Σ (q − 8)·a = Σ q·a − 8·Σ a`.
-///
-/// # Safety
-/// Every row of `x` holds `blocks` blocks and every `y[c]` that many activation blocks.
+/// The eight rows' Q5 quants of one block (`nibble + 16·bit`, 0 to 31), transposed.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0<const N: usize>(
-    x: [&[BlockQ4_0]; ROWS],
-    blocks: usize,
-    y: [*const u8; N],
-) -> [__m256; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
-    let ones = _mm256_set1_epi16(1);
-    for i in 0..blocks {
-        let b = x.map(|row| &row[i]);
-        let w = nibble_groups(b.map(|b| &b.qs));
-        let dx = widen8(b.map(|b| b.d));
-        for c in 0..N {
-            // SAFETY: block i of token c (the caller's contract).
-            let y = unsafe { y[c].add(i * ACT32) };
-            let mut s16 = _mm256_setzero_si256();
-            for (v, &w) in w.iter().enumerate() {
-                // SAFETY: as above.
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w, unsafe { group(y, v) }));
-            }
-            // SAFETY: as above.
-            let (dy, sum) = unsafe { scale_and_extra(y) };
-            let sumi = _mm256_sub_epi32(
-                _mm256_madd_epi16(s16, ones),
-                _mm256_set1_epi32(8 * i32::from_le_bytes(sum)),
-            );
-            let d = _mm256_mul_ps(dx, _mm256_set1_ps(dy));
-            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[c]);
-        }
-    }
-    acc
+fn q5_groups(b: [(&[u8; 16], [u8; 4]); 8]) -> [__m256i; 8] {
+    let five = _mm256_set1_epi8(0x10);
+    transpose(b.map(|(qs, qh)| {
+        // SAFETY: 16 bytes.
+        let low = unsafe { nibbles_32(qs.as_ptr()) };
+        _mm256_or_si256(low, _mm256_and_si256(bits_to_bytes(qh), five))
+    }))
 }
 
-/// Q4_1 against `N` Q8_1 tokens: `Σ (d·q + m)·a = d·dy·Σ q·a + m·s`.
-///
-/// # Safety
-/// As [`q4_0`].
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1<const N: usize>(
-    x: [&[BlockQ4_1]; ROWS],
-    blocks: usize,
-    y: [*const u8; N],
-) -> [__m256; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
-    let ones = _mm256_set1_epi16(1);
-    for i in 0..blocks {
-        let b = x.map(|row| &row[i]);
-        let w = nibble_groups(b.map(|b| &b.qs));
-        let (dx, mx) = (widen8(b.map(|b| b.d)), widen8(b.map(|b| b.m)));
-        for c in 0..N {
-            // SAFETY: block i of token c (the caller's contract).
-            let y = unsafe { y[c].add(i * ACT32) };
-            let mut s16 = _mm256_setzero_si256();
-            for (v, &w) in w.iter().enumerate() {
-                // SAFETY: as above.
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w, unsafe { group(y, v) }));
-            }
-            // SAFETY: as above.
-            let (dy, s) = unsafe { scale_and_extra(y) };
-            let sumi = _mm256_madd_epi16(s16, ones);
-            let d = _mm256_mul_ps(dx, _mm256_set1_ps(dy));
-            let a = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[c]);
-            acc[c] = _mm256_fmadd_ps(mx, _mm256_set1_ps(f32::from_le_bytes(s)), a);
-        }
-    }
-    acc
+/// What a block adds besides `d · dy · Σ q·a`.
+enum Term {
+    /// Nothing (signed weights).
+    None,
+    /// The quants are stored as `q + k`: `Σ q·a = Σ (q + k)·a − k · Σ a`, in the integer sum.
+    Offset(i32),
+    /// A per-row min `m` (Q8_1 tokens): `m · s`.
+    Min,
 }
 
-/// Q8_0 against `N` Q8_0 tokens: `|w| · sign(a, w)` as the matrix-vector kernel does, one
-/// `vpmaddwd` per group.
-///
-/// # Safety
-/// As [`q4_0`].
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0<const N: usize>(
-    x: [&[BlockQ8_0]; ROWS],
-    blocks: usize,
-    y: [*const u8; N],
-) -> [__m256; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
-    let ones = _mm256_set1_epi16(1);
-    for i in 0..blocks {
-        let b = x.map(|row| &row[i]);
+/// A weight type of the eight-row kernels.
+trait EightRows: QuantBlock {
+    /// Signed weights, multiplied as `|w| · sign(a, w)`; otherwise unsigned bytes.
+    const SIGNED: bool;
+    /// Groups whose `vpmaddubsw` products add up in i16 before one `vpmaddwd` widens them:
+    /// `WIDEN · 2 · max|w| · 127` must fit in an i16.
+    const WIDEN: usize;
+    /// The block's term besides the scaled integer sum.
+    const TERM: Term;
+
+    /// The eight rows' quants of one block transposed ([`transpose`]), their scales and (for
+    /// [`Term::Min`]) their mins.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available.
+    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256);
+}
+
+impl EightRows for BlockQ4_0 {
+    const SIGNED: bool = false;
+    const WIDEN: usize = 8; // 8 · 2 · 15 · 127 < 2^15
+    const TERM: Term = Term::Offset(8);
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
+        let d = widen8(b.map(|b| b.d));
+        (nibble_groups(b.map(|b| &b.qs)), d, d)
+    }
+}
+
+impl EightRows for BlockQ4_1 {
+    const SIGNED: bool = false;
+    const WIDEN: usize = 8;
+    const TERM: Term = Term::Min;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
+        let (d, m) = (widen8(b.map(|b| b.d)), widen8(b.map(|b| b.m)));
+        (nibble_groups(b.map(|b| &b.qs)), d, m)
+    }
+}
+
+impl EightRows for BlockQ5_0 {
+    const SIGNED: bool = false;
+    const WIDEN: usize = 4; // 4 · 2 · 31 · 127 < 2^15 (eight groups would not fit)
+    const TERM: Term = Term::Offset(16);
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
+        let d = widen8(b.map(|b| b.d));
+        (q5_groups(b.map(|b| (&b.qs, b.qh))), d, d)
+    }
+}
+
+impl EightRows for BlockQ5_1 {
+    const SIGNED: bool = false;
+    const WIDEN: usize = 4;
+    const TERM: Term = Term::Min;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
+        let (d, m) = (widen8(b.map(|b| b.d)), widen8(b.map(|b| b.m)));
+        (q5_groups(b.map(|b| (&b.qs, b.qh))), d, m)
+    }
+}
+
+impl EightRows for BlockQ8_0 {
+    const SIGNED: bool = true;
+    const WIDEN: usize = 1; // two products of 127 · 127 nearly fill an i16
+    const TERM: Term = Term::None;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
         // SAFETY: 32 bytes each.
         let w = transpose(b.map(|b| unsafe { _mm256_loadu_si256(b.qs.as_ptr().cast()) }));
-        let aw = w.map(|w| _mm256_sign_epi8(w, w));
-        let dx = widen8(b.map(|b| b.d));
+        let d = widen8(b.map(|b| b.d));
+        (w, d, d)
+    }
+}
+
+impl EightRows for BlockIq4Nl {
+    const SIGNED: bool = true;
+    const WIDEN: usize = 1; // codebook values up to 127 in magnitude, as Q8_0
+    const TERM: Term = Term::None;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
+        // SAFETY: 16 bytes each.
+        let w = transpose(b.map(|b| unsafe { iq4_values(b.qs.as_ptr()) }));
+        let d = widen8(b.map(|b| b.d));
+        (w, d, d)
+    }
+}
+
+/// Eight weight rows (`x`, each `blocks` blocks) against `N` tokens, each row's dot product in
+/// its own lane. Per block and token: the eight groups' `vpmaddubsw` (for signed weights on
+/// `|w|` and `sign(a, w)`), added in i16 `B::WIDEN` at a time and widened by `vpmaddwd`, the
+/// offset or min term, one conversion and one multiply-add.
+///
+/// # Safety
+/// AVX2, FMA and F16C are available; every row of `x` holds `blocks` blocks and every `y[c]`
+/// that many activation blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn eight_rows<B: EightRows, const N: usize>(
+    x: [&[B]; ROWS],
+    blocks: usize,
+    y: [*const u8; N],
+) -> [__m256; N] {
+    const { assert!(B::WIDEN >= 1 && 8 % B::WIDEN == 0) };
+    let mut acc = [_mm256_setzero_ps(); N];
+    let ones = _mm256_set1_epi16(1);
+    for i in 0..blocks {
+        // SAFETY: the CPU features by the caller's contract.
+        let (w, dx, mx) = unsafe { B::block(x.map(|row| &row[i])) };
+        let aw = if B::SIGNED {
+            w.map(|w| _mm256_sign_epi8(w, w))
+        } else {
+            w
+        };
         for c in 0..N {
             // SAFETY: block i of token c (the caller's contract).
             let y = unsafe { y[c].add(i * ACT32) };
             let mut sumi = _mm256_setzero_si256();
-            for v in 0..8 {
-                // SAFETY: as above.
-                let a = _mm256_sign_epi8(unsafe { group(y, v) }, w[v]);
-                sumi = _mm256_add_epi32(
-                    sumi,
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(aw[v], a), ones),
-                );
+            for part in 0..8 / B::WIDEN {
+                let mut s16 = _mm256_setzero_si256();
+                for v in part * B::WIDEN..(part + 1) * B::WIDEN {
+                    // SAFETY: as above.
+                    let a = unsafe { group(y, v) };
+                    let a = if B::SIGNED {
+                        _mm256_sign_epi8(a, w[v])
+                    } else {
+                        a
+                    };
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(aw[v], a));
+                }
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s16, ones));
             }
             // SAFETY: as above.
-            let (dy, _) = unsafe { scale_and_extra(y) };
+            let (dy, extra) = unsafe { scale_and_extra(y) };
             let d = _mm256_mul_ps(dx, _mm256_set1_ps(dy));
-            acc[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[c]);
+            acc[c] = match B::TERM {
+                Term::None => _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[c]),
+                Term::Offset(k) => {
+                    let sumi =
+                        _mm256_sub_epi32(sumi, _mm256_set1_epi32(k * i32::from_le_bytes(extra)));
+                    _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[c])
+                }
+                Term::Min => {
+                    let a = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[c]);
+                    _mm256_fmadd_ps(mx, _mm256_set1_ps(f32::from_le_bytes(extra)), a)
+                }
+            };
         }
     }
     acc
 }
 
-macro_rules! eight_rows {
-    ($name:ident, $w:ty, $f:ident) => {
-        fn $name(
-            weights: &[u8],
-            rows: usize,
-            act: &[u8],
-            stride: usize,
-            n: usize,
-            out: &mut [f32],
-            out_stride: usize,
-        ) {
-            assert!(
-                (1..=ROWS).contains(&rows),
-                "1 to {ROWS} weight rows per call"
-            );
-            assert!(weights.len() % rows == 0, "weight rows of one length");
-            let rb = weights.len() / rows;
-            let row = |r: usize| {
-                // Rows past `rows` repeat the first; their lanes are never stored.
-                let r = if r < rows { r } else { 0 };
-                blocks_from_bytes::<$w>(&weights[r * rb..(r + 1) * rb]).expect("weight row layout")
-            };
-            let x: [&[$w]; ROWS] = std::array::from_fn(row);
-            let blocks = x[0].len();
-            let p = |i: usize| row_ptr(act, stride, i, blocks * ACT32);
-            let mut put = |first: usize, acc: &[__m256]| {
-                for (c, a) in acc.iter().enumerate() {
-                    let mut lanes = [0f32; ROWS];
-                    // SAFETY: 32 bytes of `lanes`; AVX as everywhere in this set.
-                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
-                    let at = (first + c) * out_stride;
-                    out[at..at + rows].copy_from_slice(&lanes[..rows]);
-                }
-            };
-            let mut first = 0;
-            while first + WIDE <= n {
-                // SAFETY: this set is only selected once AVX2, FMA and F16C are detected; every
-                // weight row holds `blocks` blocks and `row_ptr` checked the activations.
-                let acc = unsafe { $f::<WIDE>(x, blocks, std::array::from_fn(|c| p(first + c))) };
-                put(first, &acc);
-                first += WIDE;
-            }
-            if first + COLS <= n {
-                // SAFETY: as above.
-                let acc = unsafe { $f::<COLS>(x, blocks, std::array::from_fn(|c| p(first + c))) };
-                put(first, &acc);
-                first += COLS;
-            }
-            // SAFETY: as above.
-            match n - first {
-                0 => {}
-                1 => put(first, &unsafe { $f::<1>(x, blocks, [p(first)]) }),
-                2 => put(first, &unsafe {
-                    $f::<2>(x, blocks, [p(first), p(first + 1)])
-                }),
-                _ => put(first, &unsafe {
-                    $f::<3>(x, blocks, [p(first), p(first + 1), p(first + 2)])
-                }),
-            }
-        }
-    };
+/// Up to eight weight rows against the tokens of a call.
+struct EightRowTiles<'a, B> {
+    x: [&'a [B]; ROWS],
+    rows: usize,
+    act: &'a [u8],
+    stride: usize,
+    out: &'a mut [f32],
+    out_stride: usize,
 }
 
-eight_rows!(gemm_q4_0, BlockQ4_0, q4_0);
-eight_rows!(gemm_q4_1, BlockQ4_1, q4_1);
-eight_rows!(gemm_q8_0, BlockQ8_0, q8_0);
+impl<B: EightRows> Tile for EightRowTiles<'_, B> {
+    fn run<const N: usize>(&mut self, first: usize) {
+        let blocks = self.x[0].len();
+        let y = std::array::from_fn(|c| row_ptr(self.act, self.stride, first + c, blocks * ACT32));
+        // SAFETY: this set is only selected once AVX2, FMA and F16C are detected; every weight
+        // row holds `blocks` blocks and `row_ptr` checked the tokens.
+        let acc = unsafe { eight_rows::<B, N>(self.x, blocks, y) };
+        for (c, a) in acc.iter().enumerate() {
+            let mut lanes = [0f32; ROWS];
+            // SAFETY: 32 bytes of `lanes`; AVX as everywhere in this set.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
+            let at = (first + c) * self.out_stride;
+            self.out[at..at + self.rows].copy_from_slice(&lanes[..self.rows]);
+        }
+    }
+}
+
+/// The [`Gemm::kernel`] of an eight-row type.
+fn gemm_eight_rows<B: EightRows>(
+    weights: &[u8],
+    rows: usize,
+    act: &[u8],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    assert!(
+        (1..=ROWS).contains(&rows),
+        "1 to {ROWS} weight rows per call"
+    );
+    assert!(weights.len() % rows == 0, "weight rows of one length");
+    let rb = weights.len() / rows;
+    let row = |r: usize| {
+        // Rows past `rows` repeat the first; their lanes are never stored.
+        let r = if r < rows { r } else { 0 };
+        blocks_from_bytes::<B>(&weights[r * rb..(r + 1) * rb]).expect("weight row layout")
+    };
+    let x = std::array::from_fn(row);
+    tiles::<WIDE>(
+        n,
+        &mut EightRowTiles {
+            x,
+            rows,
+            act,
+            stride,
+            out,
+            out_stride,
+        },
+    );
+}
 
 /// The prompt path for Q4_0 weights.
 pub static Q4_0: Gemm = Gemm {
     act_bytes: act_bytes_32,
     quantize_act: quantize_act_q8_0,
     rows: ROWS,
-    kernel: gemm_q4_0,
+    kernel: gemm_eight_rows::<BlockQ4_0>,
 };
 
 /// The prompt path for Q4_1 weights.
@@ -658,7 +794,23 @@ pub static Q4_1: Gemm = Gemm {
     act_bytes: act_bytes_32,
     quantize_act: quantize_act_q8_1,
     rows: ROWS,
-    kernel: gemm_q4_1,
+    kernel: gemm_eight_rows::<BlockQ4_1>,
+};
+
+/// The prompt path for Q5_0 weights.
+pub static Q5_0: Gemm = Gemm {
+    act_bytes: act_bytes_32,
+    quantize_act: quantize_act_q8_0,
+    rows: ROWS,
+    kernel: gemm_eight_rows::<BlockQ5_0>,
+};
+
+/// The prompt path for Q5_1 weights.
+pub static Q5_1: Gemm = Gemm {
+    act_bytes: act_bytes_32,
+    quantize_act: quantize_act_q8_1,
+    rows: ROWS,
+    kernel: gemm_eight_rows::<BlockQ5_1>,
 };
 
 /// The prompt path for Q8_0 weights.
@@ -666,5 +818,13 @@ pub static Q8_0: Gemm = Gemm {
     act_bytes: act_bytes_32,
     quantize_act: quantize_act_q8_0,
     rows: ROWS,
-    kernel: gemm_q8_0,
+    kernel: gemm_eight_rows::<BlockQ8_0>,
+};
+
+/// The prompt path for IQ4_NL weights.
+pub static IQ4_NL: Gemm = Gemm {
+    act_bytes: act_bytes_32,
+    quantize_act: quantize_act_q8_0,
+    rows: ROWS,
+    kernel: gemm_eight_rows::<BlockIq4Nl>,
 };
