@@ -673,9 +673,21 @@ unsafe fn eight_rows<B: EightRows, const N: usize>(
     const { assert!(B::WIDEN >= 1 && 8 % B::WIDEN == 0) };
     let mut acc = [_mm256_setzero_ps(); N];
     let ones = _mm256_set1_epi16(1);
+    // Indexing the rows in the loop (`x.map(|row| &row[i])`) costs an out-of-line call per
+    // block, with a `vzeroupper` and the constants reloaded after it.
+    let mut rows = [x[0].as_ptr(); ROWS];
+    for (p, row) in rows.iter_mut().zip(x) {
+        assert!(row.len() >= blocks, "weight rows of `blocks` blocks");
+        *p = row.as_ptr();
+    }
     for i in 0..blocks {
+        let mut b = [&x[0][0]; ROWS];
+        for (b, p) in b.iter_mut().zip(rows) {
+            // SAFETY: every row holds `blocks` > i blocks (checked above).
+            *b = unsafe { &*p.add(i) };
+        }
         // SAFETY: the CPU features by the caller's contract.
-        let (w, dx, mx) = unsafe { B::block(x.map(|row| &row[i])) };
+        let (w, dx, mx) = unsafe { B::block(b) };
         let aw = if B::SIGNED {
             w.map(|w| _mm256_sign_epi8(w, w))
         } else {
