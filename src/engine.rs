@@ -59,7 +59,7 @@ pub struct Engine {
     pub n_ctx: usize,
     pub batch: usize,
     pub cache_type: CacheType,
-    pool: rayon::ThreadPool,
+    pool: hearth_models::ops::pool::ThreadPool,
     pub load_time: Duration,
     /// The layers offloaded to the GPU, if any.
     gpu: Option<crate::gpu::EngineGpu>,
@@ -151,9 +151,7 @@ impl Engine {
             0 => crate::cpu::default_threads(),
             n => n,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
+        let pool = hearth_models::ops::pool::ThreadPool::new(threads)
             .context("starting the worker threads")?;
         let gpu = match opts.gpu_layers {
             Some(n) if n > 0 => crate::gpu::load(&model, n)?,
@@ -174,7 +172,7 @@ impl Engine {
 
     /// Worker threads in use.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pool.threads()
     }
 
     /// A fresh session with an empty cache of `n_ctx` positions.

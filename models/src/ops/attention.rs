@@ -24,9 +24,9 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 use hearth_quant::{blocks_as_bytes, GgmlType, QK8_0};
 use hearth_simd::{MatKernels, VecKernels};
-use rayon::prelude::*;
 
 use crate::kv_cache::{hadamard, Rows};
+use crate::ops::pool::{current_threads, for_each_chunk};
 
 /// Head layout of one attention layer.
 #[derive(Clone, Copy, Debug)]
@@ -131,7 +131,7 @@ fn padded_kv(n_kv: usize) -> usize {
 /// `q` holds `n_tokens` rows of `q_dim`; the cache rows for positions `0..pos0 + n_tokens` must
 /// already be written. `out` has the shape of `q`. A Q8_0 cache needs `head_dim` a multiple of 32
 /// (see `KvCache::check`). The split path cuts the positions into one chunk per thread of the
-/// current rayon pool, as ggml does per thread of its own. `scratch` holds the split path's
+/// current pool ([`crate::ops::pool`]), as ggml does per thread of its own. `scratch` holds the split path's
 /// partial results and the tiled path's head-major output between calls.
 pub fn attention(
     q: &[f32],
@@ -165,24 +165,22 @@ pub fn attention(
     } else if floats && n_tokens == 1 && padded_kv(pos0 + 1) >= SPLIT_MIN_KV {
         split(&c, q, out, scratch);
     } else {
-        out.par_chunks_mut(hd)
-            .zip(q.par_chunks(hd))
-            .enumerate()
-            .for_each(|(idx, (out_h, q_h))| {
-                Work::with(hd, |w| {
-                    let (t, h) = (idx / shape.n_head, idx % shape.n_head);
-                    let kv_off = (h / (shape.n_head / shape.n_head_kv)) * hd;
-                    let n_kv = pos0 + t + 1;
-                    let (_, sum) = one_chunk(&c, q_h, kv_off, 0..n_kv, w);
-                    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-                    for (o, a) in out_h.iter_mut().zip(&w.acc32) {
-                        *o = a * inv;
-                    }
-                    if values.rotation() > 0 {
-                        hadamard(out_h, values.rotation());
-                    }
-                })
-            });
+        for_each_chunk(out, hd, |idx, out_h| {
+            let q_h = &q[idx * hd..(idx + 1) * hd];
+            Work::with(hd, |w| {
+                let (t, h) = (idx / shape.n_head, idx % shape.n_head);
+                let kv_off = (h / (shape.n_head / shape.n_head_kv)) * hd;
+                let n_kv = pos0 + t + 1;
+                let (_, sum) = one_chunk(&c, q_h, kv_off, 0..n_kv, w);
+                let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+                for (o, a) in out_h.iter_mut().zip(&w.acc32) {
+                    *o = a * inv;
+                }
+                if values.rotation() > 0 {
+                    hadamard(out_h, values.rotation());
+                }
+            })
+        });
     }
 }
 
@@ -291,7 +289,7 @@ fn split(c: &Call, q: &[f32], out: &mut [f32], partials: &mut Vec<f32>) {
     let shape = c.shape;
     let hd = shape.head_dim;
     let n_kv = c.pos0 + 1;
-    let nth = rayon::current_num_threads().max(1);
+    let nth = current_threads();
     let chunk = padded_kv(n_kv).div_ceil(nth);
     let n_chunks = n_kv.div_ceil(chunk);
     let group = shape.n_head / shape.n_head_kv;
@@ -299,20 +297,17 @@ fn split(c: &Call, q: &[f32], out: &mut [f32], partials: &mut Vec<f32>) {
     let stride = 2 + hd;
     partials.clear();
     partials.resize(shape.n_head * n_chunks * stride, 0.0);
-    partials
-        .par_chunks_mut(stride)
-        .enumerate()
-        .for_each(|(idx, part)| {
-            Work::with(hd, |w| {
-                let (h, k) = (idx / n_chunks, idx % n_chunks);
-                let range = k * chunk..((k + 1) * chunk).min(n_kv);
-                let q_h = &q[h * hd..(h + 1) * hd];
-                let (m, s) = one_chunk(c, q_h, (h / group) * hd, range, w);
-                part[0] = m;
-                part[1] = s;
-                part[2..].copy_from_slice(&w.acc32);
-            })
-        });
+    for_each_chunk(partials, stride, |idx, part| {
+        Work::with(hd, |w| {
+            let (h, k) = (idx / n_chunks, idx % n_chunks);
+            let range = k * chunk..((k + 1) * chunk).min(n_kv);
+            let q_h = &q[h * hd..(h + 1) * hd];
+            let (m, s) = one_chunk(c, q_h, (h / group) * hd, range, w);
+            part[0] = m;
+            part[1] = s;
+            part[2..].copy_from_slice(&w.acc32);
+        })
+    });
     for (h, out_h) in out.chunks_mut(hd).enumerate() {
         let (mut m, mut s) = (f32::NEG_INFINITY, 0f32);
         out_h.fill(0.0);
@@ -365,6 +360,22 @@ impl Tile {
             s: [0.0; TILE_Q],
         }
     }
+
+    /// Run `f` with this thread's tile buffers for heads of `hd` values (made once per thread,
+    /// as [`Work::with`]).
+    fn with<R>(hd: usize, f: impl FnOnce(&mut Tile) -> R) -> R {
+        thread_local! {
+            static TILE: std::cell::RefCell<Option<Tile>> = const { std::cell::RefCell::new(None) };
+        }
+        TILE.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let w = match &mut *slot {
+                Some(w) if w.k_row.len() == hd => w,
+                other => other.insert(Tile::new(hd)),
+            };
+            f(w)
+        })
+    }
 }
 
 /// Row `p` of a float cache at element offset `at`, widened to f32.
@@ -391,82 +402,77 @@ fn tiled(c: &Call, q: &[f32], out: &mut [f32], by_head: &mut Vec<f32>) {
     let hd = shape.head_dim;
     let n_tokens = q.len() / shape.q_dim();
     let group = shape.n_head / shape.n_head_kv;
+    // Head-major, each head padded to whole tiles so that every task owns one tile.
+    let tiles = n_tokens.div_ceil(TILE_Q);
     by_head.clear();
-    by_head.resize(q.len(), 0.0);
-    by_head
-        .par_chunks_mut(n_tokens * hd)
-        .enumerate()
-        .flat_map(|(h, head)| {
-            head.par_chunks_mut(TILE_Q * hd)
-                .enumerate()
-                .map(move |(i, c)| (h, i * TILE_Q, c))
+    by_head.resize(shape.n_head * tiles * TILE_Q * hd, 0.0);
+    for_each_chunk(by_head, TILE_Q * hd, |idx, vkq| {
+        Tile::with(hd, |w| {
+            let (h, t0) = (idx / tiles, idx % tiles * TILE_Q);
+            let rows = TILE_Q.min(n_tokens - t0);
+            let vkq = &mut vkq[..rows * hd];
+            let kv_off = (h / group) * hd;
+            for r in 0..rows {
+                let src = (t0 + r) * shape.q_dim() + h * hd;
+                w.q[r * hd..(r + 1) * hd].copy_from_slice(&q[src..src + hd]);
+            }
+            w.m = [f32::NEG_INFINITY; TILE_Q];
+            w.s = [0.0; TILE_Q];
+            vkq.fill(0.0);
+            let end = pos0 + t0 + rows;
+            for ic in (0..end).step_by(TILE_KV) {
+                let kv_tile = TILE_KV.min(end - ic);
+                if kv_tile < TILE_KV {
+                    // Zero padding for the last, partial tile (full tiles overwrite all).
+                    w.kt.fill(0.0);
+                    w.v.fill(0.0);
+                }
+                for tk in 0..kv_tile {
+                    let at = (ic + tk) * shape.kv_dim() + kv_off;
+                    widen(keys, at, &mut w.k_row, vec);
+                    for (d, &x) in w.k_row.iter().enumerate() {
+                        w.kt[d * TILE_KV + tk] = x;
+                    }
+                    widen(values, at, &mut w.v[tk * hd..(tk + 1) * hd], vec);
+                }
+                let kq = &mut w.kq[..rows * TILE_KV];
+                kq.fill(0.0);
+                (vec.gemm_f32)(kq, &w.q[..rows * hd], &w.kt, rows, hd, TILE_KV);
+                for (r, row) in kq.chunks_exact_mut(TILE_KV).enumerate() {
+                    let visible = (pos0 + t0 + r + 1).saturating_sub(ic).min(kv_tile);
+                    for x in &mut row[..visible] {
+                        *x *= scale;
+                    }
+                    row[visible..].fill(f32::NEG_INFINITY);
+                    if visible == 0 {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let tile_max = row[..visible]
+                        .iter()
+                        .copied()
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    let m_old = w.m[r];
+                    let m_new = m_old.max(tile_max);
+                    if m_new > m_old {
+                        let ms = (m_old - m_new).exp();
+                        vkq[r * hd..(r + 1) * hd].iter_mut().for_each(|a| *a *= ms);
+                        w.s[r] *= ms;
+                    }
+                    w.m[r] = m_new;
+                    w.s[r] = (f64::from(w.s[r]) + (vec.softmax_exp)(row, m_new)) as f32;
+                }
+                (vec.gemm_f32)(vkq, kq, &w.v, rows, TILE_KV, hd);
+            }
+            for (r, row) in vkq.chunks_exact_mut(hd).enumerate() {
+                let inv = if w.s[r] == 0.0 { 0.0 } else { 1.0 / w.s[r] };
+                row.iter_mut().for_each(|a| *a *= inv);
+            }
         })
-        .for_each_init(
-            || Tile::new(hd),
-            |w, (h, t0, vkq)| {
-                let rows = vkq.len() / hd;
-                let kv_off = (h / group) * hd;
-                for r in 0..rows {
-                    let src = (t0 + r) * shape.q_dim() + h * hd;
-                    w.q[r * hd..(r + 1) * hd].copy_from_slice(&q[src..src + hd]);
-                }
-                w.m = [f32::NEG_INFINITY; TILE_Q];
-                w.s = [0.0; TILE_Q];
-                vkq.fill(0.0);
-                let end = pos0 + t0 + rows;
-                for ic in (0..end).step_by(TILE_KV) {
-                    let kv_tile = TILE_KV.min(end - ic);
-                    if kv_tile < TILE_KV {
-                        // Zero padding for the last, partial tile (full tiles overwrite all).
-                        w.kt.fill(0.0);
-                        w.v.fill(0.0);
-                    }
-                    for tk in 0..kv_tile {
-                        let at = (ic + tk) * shape.kv_dim() + kv_off;
-                        widen(keys, at, &mut w.k_row, vec);
-                        for (d, &x) in w.k_row.iter().enumerate() {
-                            w.kt[d * TILE_KV + tk] = x;
-                        }
-                        widen(values, at, &mut w.v[tk * hd..(tk + 1) * hd], vec);
-                    }
-                    let kq = &mut w.kq[..rows * TILE_KV];
-                    kq.fill(0.0);
-                    (vec.gemm_f32)(kq, &w.q[..rows * hd], &w.kt, rows, hd, TILE_KV);
-                    for (r, row) in kq.chunks_exact_mut(TILE_KV).enumerate() {
-                        let visible = (pos0 + t0 + r + 1).saturating_sub(ic).min(kv_tile);
-                        for x in &mut row[..visible] {
-                            *x *= scale;
-                        }
-                        row[visible..].fill(f32::NEG_INFINITY);
-                        if visible == 0 {
-                            row.fill(0.0);
-                            continue;
-                        }
-                        let tile_max = row[..visible]
-                            .iter()
-                            .copied()
-                            .fold(f32::NEG_INFINITY, f32::max);
-                        let m_old = w.m[r];
-                        let m_new = m_old.max(tile_max);
-                        if m_new > m_old {
-                            let ms = (m_old - m_new).exp();
-                            vkq[r * hd..(r + 1) * hd].iter_mut().for_each(|a| *a *= ms);
-                            w.s[r] *= ms;
-                        }
-                        w.m[r] = m_new;
-                        w.s[r] = (f64::from(w.s[r]) + (vec.softmax_exp)(row, m_new)) as f32;
-                    }
-                    (vec.gemm_f32)(vkq, kq, &w.v, rows, TILE_KV, hd);
-                }
-                for (r, row) in vkq.chunks_exact_mut(hd).enumerate() {
-                    let inv = if w.s[r] == 0.0 { 0.0 } else { 1.0 / w.s[r] };
-                    row.iter_mut().for_each(|a| *a *= inv);
-                }
-            },
-        );
+    });
     for (t, out_t) in out.chunks_mut(shape.q_dim()).enumerate() {
         for (h, out_h) in out_t.chunks_mut(hd).enumerate() {
-            let src = (h * n_tokens + t) * hd;
+            let src = (h * tiles * TILE_Q + t) * hd;
             out_h.copy_from_slice(&by_head[src..src + hd]);
         }
     }
@@ -490,6 +496,7 @@ pub fn softmax_in_place(x: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::kv_cache::CacheType;
+    use crate::ops::pool::ThreadPool;
 
     #[test]
     fn softmax_sums_to_one_and_orders() {
@@ -791,10 +798,7 @@ mod tests {
             let (kc, vc) = (cache_of(ty, &k), cache_of(ty, &v));
             let want = exact(&q, &kc, &vc, shape, pos0);
             for threads in [1, 2, 3] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
+                let pool = ThreadPool::new(threads).unwrap();
                 let mut out = vec![0.0; q.len()];
                 pool.install(|| attention(&q, &kc, &vc, shape, pos0, &mut out, &mut Vec::new()));
                 let e = worst(&out, &want);

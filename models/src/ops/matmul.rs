@@ -5,11 +5,10 @@
 //! activation row. The per-type kernels come from `hearth-simd`'s table, chosen at run time; this
 //! file only splits the work over threads and never matches on the weight type itself.
 
+use crate::ops::pool::for_each_chunk;
+use crate::ModelError;
 use hearth_quant::GgmlType;
 use hearth_simd::MatKernels;
-use rayon::prelude::*;
-
-use crate::ModelError;
 
 /// A 2-D quantized weight: `rows` rows of `cols` elements, stored row after row.
 #[derive(Clone, Copy, Debug)]
@@ -102,24 +101,22 @@ pub fn matmul(
     scratch.act.resize(n * stride + ACT_ALIGN, 0);
     let off = scratch.act.as_ptr().align_offset(ACT_ALIGN);
     let act = &mut scratch.act[off..off + n * stride];
-    act.par_chunks_mut(stride)
-        .zip(x.par_chunks(w.cols))
-        .for_each(|(dst, src)| quantize(src, &mut dst[..act_row]));
+    for_each_chunk(act, stride, |t, dst| {
+        quantize(&x[t * w.cols..(t + 1) * w.cols], &mut dst[..act_row])
+    });
     let act = &*act;
     let rb = w.row_bytes();
     if n == 1 {
-        out.par_chunks_mut(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(c, dst)| {
-                for (i, o) in dst.iter_mut().enumerate() {
-                    let r = c * ROWS_PER_TASK + i;
-                    let row = &w.data[r * rb..(r + 1) * rb];
-                    match gemm {
-                        Some(g) => (g.kernel)(row, 1, act, stride, 1, std::slice::from_mut(o), 1),
-                        None => *o = (k.vec_dot)(row, &act[..act_row]),
-                    }
+        for_each_chunk(out, ROWS_PER_TASK, |c, dst| {
+            for (i, o) in dst.iter_mut().enumerate() {
+                let r = c * ROWS_PER_TASK + i;
+                let row = &w.data[r * rb..(r + 1) * rb];
+                match gemm {
+                    Some(g) => (g.kernel)(row, 1, act, stride, 1, std::slice::from_mut(o), 1),
+                    None => *o = (k.vec_dot)(row, &act[..act_row]),
                 }
-            });
+            }
+        });
         return Ok(());
     }
     // Each task owns ROWS_PER_TASK weight rows (a multiple of every kernel's row group) and
@@ -131,37 +128,33 @@ pub fn matmul(
     let tokens_per_pass = (L1_BYTES / stride / 8 * 8).clamp(8, MAX_PASS);
     scratch.tmp.clear();
     scratch.tmp.resize(w.rows * n, 0.0);
-    scratch
-        .tmp
-        .par_chunks_mut(n * ROWS_PER_TASK)
-        .enumerate()
-        .for_each(|(c, dst)| {
-            let (r0, rc) = (c * ROWS_PER_TASK, dst.len() / n);
-            // Tokens in passes whose activations stay in the L1 cache while every weight row
-            // of the task goes over them.
-            for t0 in (0..n).step_by(tokens_per_pass) {
-                let t1 = (t0 + tokens_per_pass).min(n);
-                for g0 in (0..rc).step_by(group) {
-                    let gr = group.min(rc - g0);
-                    let rows = &w.data[(r0 + g0) * rb..(r0 + g0 + gr) * rb];
-                    let a = &act[t0 * stride..];
-                    match gemm {
-                        Some(g) => {
-                            (g.kernel)(rows, gr, a, stride, t1 - t0, &mut dst[t0 * rc + g0..], rc)
-                        }
-                        None => {
-                            let mut dots = [0f32; MAX_PASS];
-                            (k.vec_dot_n)(rows, a, stride, &mut dots[..t1 - t0]);
-                            for (i, &d) in dots[..t1 - t0].iter().enumerate() {
-                                dst[(t0 + i) * rc + g0] = d;
-                            }
+    for_each_chunk(&mut scratch.tmp, n * ROWS_PER_TASK, |c, dst| {
+        let (r0, rc) = (c * ROWS_PER_TASK, dst.len() / n);
+        // Tokens in passes whose activations stay in the L1 cache while every weight row
+        // of the task goes over them.
+        for t0 in (0..n).step_by(tokens_per_pass) {
+            let t1 = (t0 + tokens_per_pass).min(n);
+            for g0 in (0..rc).step_by(group) {
+                let gr = group.min(rc - g0);
+                let rows = &w.data[(r0 + g0) * rb..(r0 + g0 + gr) * rb];
+                let a = &act[t0 * stride..];
+                match gemm {
+                    Some(g) => {
+                        (g.kernel)(rows, gr, a, stride, t1 - t0, &mut dst[t0 * rc + g0..], rc)
+                    }
+                    None => {
+                        let mut dots = [0f32; MAX_PASS];
+                        (k.vec_dot_n)(rows, a, stride, &mut dots[..t1 - t0]);
+                        for (i, &d) in dots[..t1 - t0].iter().enumerate() {
+                            dst[(t0 + i) * rc + g0] = d;
                         }
                     }
                 }
             }
-        });
+        }
+    });
     let tmp = &scratch.tmp;
-    out.par_chunks_mut(w.rows).enumerate().for_each(|(t, row)| {
+    for_each_chunk(out, w.rows, |t, row| {
         for (c, part) in tmp.chunks(n * ROWS_PER_TASK).enumerate() {
             let rc = part.len() / n;
             row[c * ROWS_PER_TASK..c * ROWS_PER_TASK + rc]

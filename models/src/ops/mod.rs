@@ -4,4 +4,5 @@
 pub mod attention;
 pub mod matmul;
 pub mod norm;
+pub mod pool;
 pub mod rope;
