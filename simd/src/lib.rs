@@ -52,6 +52,9 @@ pub struct MatKernels {
     pub vec_dot_n: VecDotN,
     /// A faster prompt path with activations in a layout of its own, where the set has one.
     pub gemm: Option<&'static Gemm>,
+    /// A faster single-token path with activations in a layout of its own, where the set has
+    /// one (a [`Gemm`] of one row per call, used when one token is multiplied).
+    pub gemv: Option<&'static Gemm>,
 }
 
 /// `kernel(weights, rows, act, stride, n, out, out_stride)`: see [`Gemm::kernel`].

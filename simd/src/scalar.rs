@@ -37,6 +37,7 @@ pub(crate) const fn entry<W: QuantBlock>() -> MatKernels {
         vec_dot: vec_dot::<W>,
         vec_dot_n: vec_dot_n::<W>,
         gemm: None,
+        gemv: None,
     }
 }
 

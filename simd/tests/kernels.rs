@@ -76,7 +76,7 @@ fn check(name: &str, fast: &MatKernels, rng: &mut Rng) {
     let reference = scalar_entry(fast.ty);
     assert_eq!(fast.vec_dot_type, reference.vec_dot_type);
     let act_ty = fast.vec_dot_type;
-    for blocks in [1usize, 2, 3, 7, 24] {
+    for blocks in [1usize, 2, 3, 7, 13, 24] {
         let n = blocks * fast.ty.block_elems();
         for raw in [false, true] {
             if raw && f16_fields(fast.ty).is_empty() {
@@ -107,7 +107,7 @@ fn check(name: &str, fast: &MatKernels, rng: &mut Rng) {
                 fast.ty
             );
             check_many(name, fast, &w, n, rng);
-            if let Some(g) = fast.gemm {
+            for g in fast.gemm.into_iter().chain(fast.gemv) {
                 check_gemm(name, fast, g, &w, n, rng);
             }
         }
@@ -151,7 +151,7 @@ fn check_extremes(name: &str, fast: &MatKernels, reference: &MatKernels, rng: &m
                 fast.ty
             );
             check_many(name, fast, &w, n, rng);
-            if let Some(g) = fast.gemm {
+            for g in fast.gemm.into_iter().chain(fast.gemv) {
                 check_gemm(name, fast, g, &w, n, rng);
             }
         }

@@ -80,11 +80,15 @@ pub fn matmul(
     let k = check_supported(w.ty)?;
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
-    // The set's own prompt path where it has one, else `vec_dot_n` on plain activations. A
-    // one-row prompt path serves single tokens too (it reads the weights as fast as `vec_dot`),
-    // so that a token gives the same bits alone as in a batch; the eight-row paths would halve
-    // generation speed, so single tokens take `vec_dot` there.
-    let gemm = k.gemm.filter(|g| n > 1 || g.rows == 1);
+    // A single token takes the set's own single-token path where it has one (the 32-element
+    // types on AVX2). Otherwise the set's prompt path where it has one, else `vec_dot_n` on
+    // plain activations: a one-row prompt path serves single tokens too (it reads the weights
+    // as fast as `vec_dot`, and a token gives the same bits alone as in a batch), while the
+    // eight-row paths would halve generation speed, so single tokens take `vec_dot` there.
+    let gemm = match (n, k.gemv) {
+        (1, Some(g)) => Some(g),
+        _ => k.gemm.filter(|g| n > 1 || g.rows == 1),
+    };
     let (quantize, act_row) = match gemm {
         Some(g) => (g.quantize_act, (g.act_bytes)(w.cols)),
         None => (

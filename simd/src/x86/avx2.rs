@@ -22,7 +22,7 @@ use hearth_quant::{
     BlockQ8_1, F16Le, GgmlType, QuantBlock,
 };
 
-use super::avx2_gemm;
+use super::{avx2_gemm, avx2_gemv};
 pub(super) use crate::k4_scales_mins;
 use crate::scalar;
 use crate::{Gemm, MatKernels, VecDotN};
@@ -1038,6 +1038,13 @@ const fn avx2(base: MatKernels, dots: Option<Dots>) -> MatKernels {
     }
 }
 
+const fn with_gemv(base: MatKernels, gemv: &'static Gemm) -> MatKernels {
+    MatKernels {
+        gemv: Some(gemv),
+        ..base
+    }
+}
+
 const fn with_gemm(base: MatKernels, gemm: &'static Gemm) -> MatKernels {
     MatKernels {
         gemm: Some(gemm),
@@ -1055,40 +1062,55 @@ pub static TABLE: [MatKernels; 15] = [
         scalar::entry::<Bf16Le>(),
         Some((vec_dot_bf16, vec_dot_n_bf16)),
     ),
-    with_gemm(
-        avx2(
-            scalar::entry::<BlockQ4_0>(),
-            Some((vec_dot_q4_0, vec_dot_n_q4_0)),
+    with_gemv(
+        with_gemm(
+            avx2(
+                scalar::entry::<BlockQ4_0>(),
+                Some((vec_dot_q4_0, vec_dot_n_q4_0)),
+            ),
+            &avx2_gemm::Q4_0,
         ),
-        &avx2_gemm::Q4_0,
+        &avx2_gemv::Q4_0,
     ),
-    with_gemm(
-        avx2(
-            scalar::entry::<BlockQ4_1>(),
-            Some((vec_dot_q4_1, vec_dot_n_q4_1)),
+    with_gemv(
+        with_gemm(
+            avx2(
+                scalar::entry::<BlockQ4_1>(),
+                Some((vec_dot_q4_1, vec_dot_n_q4_1)),
+            ),
+            &avx2_gemm::Q4_1,
         ),
-        &avx2_gemm::Q4_1,
+        &avx2_gemv::Q4_1,
     ),
-    with_gemm(
-        avx2(
-            scalar::entry::<BlockQ5_0>(),
-            Some((vec_dot_q5_0, vec_dot_n_q5_0)),
+    with_gemv(
+        with_gemm(
+            avx2(
+                scalar::entry::<BlockQ5_0>(),
+                Some((vec_dot_q5_0, vec_dot_n_q5_0)),
+            ),
+            &avx2_gemm::Q5_0,
         ),
-        &avx2_gemm::Q5_0,
+        &avx2_gemv::Q5_0,
     ),
-    with_gemm(
-        avx2(
-            scalar::entry::<BlockQ5_1>(),
-            Some((vec_dot_q5_1, vec_dot_n_q5_1)),
+    with_gemv(
+        with_gemm(
+            avx2(
+                scalar::entry::<BlockQ5_1>(),
+                Some((vec_dot_q5_1, vec_dot_n_q5_1)),
+            ),
+            &avx2_gemm::Q5_1,
         ),
-        &avx2_gemm::Q5_1,
+        &avx2_gemv::Q5_1,
     ),
-    with_gemm(
-        avx2(
-            scalar::entry::<BlockQ8_0>(),
-            Some((vec_dot_q8_0, vec_dot_n_q8_0)),
+    with_gemv(
+        with_gemm(
+            avx2(
+                scalar::entry::<BlockQ8_0>(),
+                Some((vec_dot_q8_0, vec_dot_n_q8_0)),
+            ),
+            &avx2_gemm::Q8_0,
         ),
-        &avx2_gemm::Q8_0,
+        &avx2_gemv::Q8_0,
     ),
     avx2(
         scalar::entry::<BlockQ2K>(),
@@ -1116,12 +1138,15 @@ pub static TABLE: [MatKernels; 15] = [
         ),
         &avx2_gemm::Q6_K,
     ),
-    with_gemm(
-        avx2(
-            scalar::entry::<BlockIq4Nl>(),
-            Some((vec_dot_iq4_nl, vec_dot_n_iq4_nl)),
+    with_gemv(
+        with_gemm(
+            avx2(
+                scalar::entry::<BlockIq4Nl>(),
+                Some((vec_dot_iq4_nl, vec_dot_n_iq4_nl)),
+            ),
+            &avx2_gemm::IQ4_NL,
         ),
-        &avx2_gemm::IQ4_NL,
+        &avx2_gemv::IQ4_NL,
     ),
     avx2(
         scalar::entry::<BlockIq4Xs>(),

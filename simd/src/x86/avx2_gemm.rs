@@ -495,7 +495,7 @@ fn transpose(r: [__m256i; 8]) -> [__m256i; 8] {
 /// Eight f16 values widened.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn widen8(h: [F16Le; 8]) -> __m256 {
+pub(super) fn widen8(h: [F16Le; 8]) -> __m256 {
     let bits: [u16; 8] = h.map(|h| h.to_bits());
     // SAFETY: 16 bytes.
     _mm256_cvtph_ps(unsafe { _mm_loadu_si128(bits.as_ptr().cast()) })

@@ -2,4 +2,5 @@
 
 pub mod avx2;
 pub mod avx2_gemm;
+pub mod avx2_gemv;
 pub mod avx2_vec;
