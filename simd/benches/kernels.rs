@@ -1,7 +1,8 @@
 //! Kernel throughput, one thread: `cargo bench -p hearth-simd [-- FILTER]`.
 //!
 //! For every weight type of every kernel set this CPU runs: the matrix-vector kernel
-//! (`vec_dot`, generation) in GB/s of weights read, and the prompt kernels (`vec_dot_n` on the
+//! (`vec_dot`, generation, and the set's own single-token path where it has one) in GB/s of
+//! weights read, and the prompt kernels (`vec_dot_n` on the
 //! plain activations, and the set's own prompt path where it has one) in G multiply-adds per
 //! second of CPU time, over the matrix shapes of R1-Distill-Qwen-1.5B (1536×1536 attention, 8960×1536 FFN
 //! up/gate, 1536×8960 FFN down). Median of several runs; no assertions (speed claims are
@@ -146,6 +147,22 @@ fn bench(set: &str, k: &MatKernels, rows: usize, cols: usize) {
         line += &format!(
             " | own path {:6.2} GMAC/s, one token {:6.2} GB/s",
             macs / t / 1e9,
+            (rows * rb) as f64 / t1 / 1e9
+        );
+    }
+    if let Some(g) = k.gemv {
+        let gb = (g.act_bytes)(cols);
+        let mut own = Rows::new(1, gb);
+        (g.quantize_act)(&x[..cols], &mut own.all()[..gb]);
+        let gs = own.stride;
+        let t1 = median(7, || {
+            let a = &*own.all();
+            for (r, row) in w.chunks_exact(rb).enumerate() {
+                (g.kernel)(row, 1, a, gs, 1, &mut out[r % TOKENS..], 1);
+            }
+        });
+        line += &format!(
+            " | one-token path {:6.2} GB/s",
             (rows * rb) as f64 / t1 / 1e9
         );
     }
