@@ -20,6 +20,9 @@
 //! through hearth-simd's [`VecKernels`]. Every path computes each (token, head) on its own, so a
 //! prompt's logits do not depend on how the work is split over threads.
 
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use hearth_quant::{blocks_as_bytes, GgmlType, QK8_0};
@@ -91,16 +94,9 @@ impl Work {
     /// (and again only when the head size changes), so that generation allocates nothing here.
     fn with<R>(hd: usize, f: impl FnOnce(&mut Work) -> R) -> R {
         thread_local! {
-            static WORK: std::cell::RefCell<Option<Work>> = const { std::cell::RefCell::new(None) };
+            static WORK: RefCell<Option<Work>> = const { RefCell::new(None) };
         }
-        WORK.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let w = match &mut *slot {
-                Some(w) if w.qh.len() == hd => w,
-                other => other.insert(Work::new(hd)),
-            };
-            f(w)
-        })
+        with_local(&WORK, |w| w.qh.len() == hd, || Work::new(hd), f)
     }
 
     /// The aligned query-blocks slice of `qq`.
@@ -331,6 +327,24 @@ fn split(c: &Call, q: &[f32], out: &mut [f32], partials: &mut Vec<f32>) {
     }
 }
 
+/// Run `f` with this thread's buffers in `key`, made by `make` on first use and again when they
+/// do not `fit` (another head size).
+fn with_local<T: 'static, R>(
+    key: &'static LocalKey<RefCell<Option<T>>>,
+    fits: impl FnOnce(&T) -> bool,
+    make: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    key.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let w = match &mut *slot {
+            Some(w) if fits(w) => w,
+            other => other.insert(make()),
+        };
+        f(w)
+    })
+}
+
 /// One worker's buffers for the tiled path.
 struct Tile {
     /// The query tile, `TILE_Q × hd`.
@@ -365,16 +379,9 @@ impl Tile {
     /// as [`Work::with`]).
     fn with<R>(hd: usize, f: impl FnOnce(&mut Tile) -> R) -> R {
         thread_local! {
-            static TILE: std::cell::RefCell<Option<Tile>> = const { std::cell::RefCell::new(None) };
+            static TILE: RefCell<Option<Tile>> = const { RefCell::new(None) };
         }
-        TILE.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let w = match &mut *slot {
-                Some(w) if w.k_row.len() == hd => w,
-                other => other.insert(Tile::new(hd)),
-            };
-            f(w)
-        })
+        with_local(&TILE, |w| w.k_row.len() == hd, || Tile::new(hd), f)
     }
 }
 

@@ -433,15 +433,26 @@ fn quantize_32_with(src: &[f32], dst: &mut [u8], extra: fn(f32, i32) -> [u8; 4])
         "activation row layout"
     );
     for (x, out) in src.chunks_exact(32).zip(dst.chunks_exact_mut(ACT32)) {
-        let mut q = [0i8; 32];
-        // SAFETY: 32 floats and 32 bytes; the CPU features as for every kernel here.
-        let (d, sum) = unsafe { quantize_32(x, &mut q) };
+        let (q, d, e) = quantize_block(x, extra);
         for (o, q) in out.iter_mut().zip(q) {
             *o = q as u8;
         }
-        out[32..36].copy_from_slice(&F16Le::from_f32(d).to_f32().to_le_bytes());
-        out[36..40].copy_from_slice(&extra(d, sum));
+        out[32..36].copy_from_slice(&d.to_le_bytes());
+        out[36..40].copy_from_slice(&e);
     }
+}
+
+/// One 32-element block by the set's Q8_0/Q8_1 quantizer: the quants, the scale as the plain
+/// blocks hold it (rounded to f16, widened), and `extra(d, Σq)` (d before its rounding).
+pub(super) fn quantize_block(
+    x: &[f32],
+    extra: fn(f32, i32) -> [u8; 4],
+) -> ([i8; 32], f32, [u8; 4]) {
+    assert_eq!(x.len(), 32, "one block");
+    let mut q = [0i8; 32];
+    // SAFETY: 32 floats and 32 bytes; the CPU features as for every kernel here.
+    let (d, sum) = unsafe { quantize_32(x, &mut q) };
+    (q, F16Le::from_f32(d).to_f32(), extra(d, sum))
 }
 
 /// Q8_0, with the quants' sum.
@@ -527,134 +538,162 @@ unsafe fn scale_and_extra(y: *const u8) -> (f32, [u8; 4]) {
     }
 }
 
-/// The eight rows' quants of one block as unsigned nibbles, transposed.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn nibble_groups(qs: [&[u8; 16]; 8]) -> [__m256i; 8] {
-    // SAFETY: 16 bytes each.
-    transpose(qs.map(|q| unsafe { nibbles_32(q.as_ptr()) }))
-}
-
-/// The eight rows' Q5 quants of one block (`nibble + 16·bit`, 0 to 31), transposed.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn q5_groups(b: [(&[u8; 16], [u8; 4]); 8]) -> [__m256i; 8] {
-    let five = _mm256_set1_epi8(0x10);
-    transpose(b.map(|(qs, qh)| {
-        // SAFETY: 16 bytes.
-        let low = unsafe { nibbles_32(qs.as_ptr()) };
-        _mm256_or_si256(low, _mm256_and_si256(bits_to_bytes(qh), five))
-    }))
-}
-
 /// What a block adds besides `d · dy · Σ q·a`.
-enum Term {
+#[derive(PartialEq, Eq)]
+pub(super) enum Term {
     /// Nothing (signed weights).
     None,
-    /// The quants are stored as `q + k`: `Σ q·a = Σ (q + k)·a − k · Σ a`, in the integer sum.
+    /// The quants are stored as `q + k`: `k · Σ a` comes off the integer sum.
     Offset(i32),
-    /// A per-row min `m` (Q8_1 tokens): `m · s`.
+    /// A min `m` per block (Q8_1 tokens): `m · s`.
     Min,
 }
 
-/// A weight type of the eight-row kernels.
-trait EightRows: QuantBlock {
-    /// Signed weights, multiplied as `|w| · sign(a, w)`; otherwise unsigned bytes.
+/// A 32-element weight block of the eight-row prompt paths and of the single-token paths
+/// ([`super::avx2_gemv`]).
+pub(super) trait Block32: QuantBlock {
+    /// Signed quants (multiplied as `|w| · sign(a, w)`); otherwise unsigned bytes.
     const SIGNED: bool;
-    /// Groups whose `vpmaddubsw` products add up in i16 before one `vpmaddwd` widens them:
-    /// `WIDEN · 2 · max|w| · 127` must fit in an i16.
-    const WIDEN: usize;
-    /// The block's term besides the scaled integer sum.
     const TERM: Term;
-
-    /// The eight rows' quants of one block transposed ([`transpose`]), their scales and (for
-    /// [`Term::Min`]) their mins.
+    /// The block's 32 quants in element order.
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
-    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256);
+    unsafe fn quants(&self) -> __m256i;
+    /// The scale and (for [`Term::Min`]) the min, as f16.
+    fn scales(&self) -> (F16Le, F16Le);
+}
+
+impl Block32 for BlockQ4_0 {
+    const SIGNED: bool = false;
+    const TERM: Term = Term::Offset(8);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn quants(&self) -> __m256i {
+        // SAFETY: 16 bytes.
+        unsafe { nibbles_32(self.qs.as_ptr()) }
+    }
+    fn scales(&self) -> (F16Le, F16Le) {
+        (self.d, self.d)
+    }
+}
+
+impl Block32 for BlockQ4_1 {
+    const SIGNED: bool = false;
+    const TERM: Term = Term::Min;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn quants(&self) -> __m256i {
+        // SAFETY: 16 bytes.
+        unsafe { nibbles_32(self.qs.as_ptr()) }
+    }
+    fn scales(&self) -> (F16Le, F16Le) {
+        (self.d, self.m)
+    }
+}
+
+impl Block32 for BlockQ5_0 {
+    const SIGNED: bool = false;
+    const TERM: Term = Term::Offset(16);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn quants(&self) -> __m256i {
+        // SAFETY: 16 bytes.
+        let low = unsafe { nibbles_32(self.qs.as_ptr()) };
+        _mm256_or_si256(
+            low,
+            _mm256_and_si256(bits_to_bytes(self.qh), _mm256_set1_epi8(0x10)),
+        )
+    }
+    fn scales(&self) -> (F16Le, F16Le) {
+        (self.d, self.d)
+    }
+}
+
+impl Block32 for BlockQ5_1 {
+    const SIGNED: bool = false;
+    const TERM: Term = Term::Min;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn quants(&self) -> __m256i {
+        // SAFETY: 16 bytes.
+        let low = unsafe { nibbles_32(self.qs.as_ptr()) };
+        _mm256_or_si256(
+            low,
+            _mm256_and_si256(bits_to_bytes(self.qh), _mm256_set1_epi8(0x10)),
+        )
+    }
+    fn scales(&self) -> (F16Le, F16Le) {
+        (self.d, self.m)
+    }
+}
+
+impl Block32 for BlockQ8_0 {
+    const SIGNED: bool = true;
+    const TERM: Term = Term::None;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn quants(&self) -> __m256i {
+        // SAFETY: 32 bytes.
+        unsafe { _mm256_loadu_si256(self.qs.as_ptr().cast()) }
+    }
+    fn scales(&self) -> (F16Le, F16Le) {
+        (self.d, self.d)
+    }
+}
+
+impl Block32 for BlockIq4Nl {
+    const SIGNED: bool = true;
+    const TERM: Term = Term::None;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn quants(&self) -> __m256i {
+        // SAFETY: 16 bytes.
+        unsafe { iq4_values(self.qs.as_ptr()) }
+    }
+    fn scales(&self) -> (F16Le, F16Le) {
+        (self.d, self.d)
+    }
+}
+
+/// A weight type of the eight-row kernels.
+trait EightRows: Block32 {
+    /// Groups whose `vpmaddubsw` products add up in i16 before one `vpmaddwd` widens them:
+    /// `WIDEN · 2 · max|w| · 127` must fit in an i16.
+    const WIDEN: usize;
 }
 
 impl EightRows for BlockQ4_0 {
-    const SIGNED: bool = false;
     const WIDEN: usize = 8; // 8 · 2 · 15 · 127 < 2^15
-    const TERM: Term = Term::Offset(8);
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
-        let d = widen8(b.map(|b| b.d));
-        (nibble_groups(b.map(|b| &b.qs)), d, d)
-    }
 }
-
 impl EightRows for BlockQ4_1 {
-    const SIGNED: bool = false;
     const WIDEN: usize = 8;
-    const TERM: Term = Term::Min;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
-        let (d, m) = (widen8(b.map(|b| b.d)), widen8(b.map(|b| b.m)));
-        (nibble_groups(b.map(|b| &b.qs)), d, m)
-    }
 }
-
 impl EightRows for BlockQ5_0 {
-    const SIGNED: bool = false;
     const WIDEN: usize = 4; // 4 · 2 · 31 · 127 < 2^15 (eight groups would not fit)
-    const TERM: Term = Term::Offset(16);
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
-        let d = widen8(b.map(|b| b.d));
-        (q5_groups(b.map(|b| (&b.qs, b.qh))), d, d)
-    }
 }
-
 impl EightRows for BlockQ5_1 {
-    const SIGNED: bool = false;
     const WIDEN: usize = 4;
-    const TERM: Term = Term::Min;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
-        let (d, m) = (widen8(b.map(|b| b.d)), widen8(b.map(|b| b.m)));
-        (q5_groups(b.map(|b| (&b.qs, b.qh))), d, m)
-    }
 }
-
 impl EightRows for BlockQ8_0 {
-    const SIGNED: bool = true;
     const WIDEN: usize = 1; // two products of 127 · 127 nearly fill an i16
-    const TERM: Term = Term::None;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
-        // SAFETY: 32 bytes each.
-        let w = transpose(b.map(|b| unsafe { _mm256_loadu_si256(b.qs.as_ptr().cast()) }));
-        let d = widen8(b.map(|b| b.d));
-        (w, d, d)
-    }
+}
+impl EightRows for BlockIq4Nl {
+    const WIDEN: usize = 1; // codebook values up to 127 in magnitude, as Q8_0
 }
 
-impl EightRows for BlockIq4Nl {
-    const SIGNED: bool = true;
-    const WIDEN: usize = 1; // codebook values up to 127 in magnitude, as Q8_0
-    const TERM: Term = Term::None;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block(b: [&Self; ROWS]) -> ([__m256i; 8], __m256, __m256) {
-        // SAFETY: 16 bytes each.
-        let w = transpose(b.map(|b| unsafe { iq4_values(b.qs.as_ptr()) }));
-        let d = widen8(b.map(|b| b.d));
-        (w, d, d)
-    }
+/// The eight rows' quants of one block transposed ([`transpose`]), their scales and (for
+/// [`Term::Min`]) their mins.
+///
+/// # Safety
+/// AVX2, FMA and F16C are available.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn eight_blocks<B: Block32>(b: [&B; ROWS]) -> ([__m256i; 8], __m256, __m256) {
+    // SAFETY: the CPU features by the caller's contract.
+    let w = transpose(b.map(|b| unsafe { b.quants() }));
+    let (d, m) = (b.map(|b| b.scales().0), b.map(|b| b.scales().1));
+    (w, widen8(d), widen8(m))
 }
 
 /// Eight weight rows (`x`, each `blocks` blocks) against `N` tokens, each row's dot product in
@@ -688,7 +727,7 @@ unsafe fn eight_rows<B: EightRows, const N: usize>(
             *b = unsafe { &*p.add(i) };
         }
         // SAFETY: the CPU features by the caller's contract.
-        let (w, dx, mx) = unsafe { B::block(b) };
+        let (w, dx, mx) = unsafe { eight_blocks(b) };
         let aw = if B::SIGNED {
             w.map(|w| _mm256_sign_epi8(w, w))
         } else {

@@ -21,11 +21,10 @@ use std::arch::x86_64::*;
 
 use hearth_quant::{
     blocks_from_bytes, BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, F16Le,
-    QuantBlock,
 };
 
-use super::avx2::{bits_to_bytes, hsum, iq4_values, nibbles_32, quantize_32};
-use super::avx2_gemm::widen8;
+use super::avx2::hsum;
+use super::avx2_gemm::{quantize_block, widen8, Block32, Term};
 use crate::Gemm;
 
 /// Blocks per group.
@@ -51,16 +50,14 @@ fn quantize_with(src: &[f32], dst: &mut [u8], extra: fn(f32, i32) -> [u8; 4]) {
     dst.fill(0);
     for (b, x) in src.chunks_exact(32).enumerate() {
         let (g, j) = (b / GROUP * ACT_GROUP, b % GROUP);
-        let mut q = [0i8; 32];
-        // SAFETY: 32 floats and 32 bytes; this set runs only where AVX2, FMA and F16C exist.
-        let (d, sum) = unsafe { quantize_32(x, &mut q) };
+        let (q, d, e) = quantize_block(x, extra);
         for (o, q) in dst[g + 32 * j..g + 32 * (j + 1)].iter_mut().zip(q) {
             *o = q as u8;
         }
         let at = g + D_AT + 4 * j;
-        dst[at..at + 4].copy_from_slice(&F16Le::from_f32(d).to_f32().to_le_bytes());
+        dst[at..at + 4].copy_from_slice(&d.to_le_bytes());
         let at = g + EXTRA_AT + 4 * j;
-        dst[at..at + 4].copy_from_slice(&extra(d, sum));
+        dst[at..at + 4].copy_from_slice(&e);
     }
 }
 
@@ -74,123 +71,6 @@ fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
     quantize_with(src, dst, |d, sum| {
         F16Le::from_f32(d * sum as f32).to_f32().to_le_bytes()
     });
-}
-
-/// What a block adds besides `d · dy · Σ q·a`.
-#[derive(PartialEq, Eq)]
-enum Term {
-    /// Nothing (signed weights).
-    None,
-    /// The quants are stored as `q + k`: `k · Σ a` comes off the integer sum.
-    Offset(i32),
-    /// A min `m` per block (Q8_1 tokens): `m · s`.
-    Min,
-}
-
-/// A 32-element weight block of these paths.
-trait Block32: QuantBlock {
-    /// Signed quants (multiplied as `|w| · sign(a, w)`); otherwise unsigned bytes.
-    const SIGNED: bool;
-    const TERM: Term;
-    /// The block's 32 quants in element order.
-    ///
-    /// # Safety
-    /// AVX2, FMA and F16C are available.
-    unsafe fn quants(&self) -> __m256i;
-    /// The scale and (for [`Term::Min`]) the min, as f16.
-    fn scales(&self) -> (F16Le, F16Le);
-}
-
-impl Block32 for BlockQ4_0 {
-    const SIGNED: bool = false;
-    const TERM: Term = Term::Offset(8);
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn quants(&self) -> __m256i {
-        // SAFETY: 16 bytes.
-        unsafe { nibbles_32(self.qs.as_ptr()) }
-    }
-    fn scales(&self) -> (F16Le, F16Le) {
-        (self.d, self.d)
-    }
-}
-
-impl Block32 for BlockQ4_1 {
-    const SIGNED: bool = false;
-    const TERM: Term = Term::Min;
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn quants(&self) -> __m256i {
-        // SAFETY: 16 bytes.
-        unsafe { nibbles_32(self.qs.as_ptr()) }
-    }
-    fn scales(&self) -> (F16Le, F16Le) {
-        (self.d, self.m)
-    }
-}
-
-impl Block32 for BlockQ5_0 {
-    const SIGNED: bool = false;
-    const TERM: Term = Term::Offset(16);
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn quants(&self) -> __m256i {
-        // SAFETY: 16 bytes.
-        let low = unsafe { nibbles_32(self.qs.as_ptr()) };
-        _mm256_or_si256(
-            low,
-            _mm256_and_si256(bits_to_bytes(self.qh), _mm256_set1_epi8(0x10)),
-        )
-    }
-    fn scales(&self) -> (F16Le, F16Le) {
-        (self.d, self.d)
-    }
-}
-
-impl Block32 for BlockQ5_1 {
-    const SIGNED: bool = false;
-    const TERM: Term = Term::Min;
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn quants(&self) -> __m256i {
-        // SAFETY: 16 bytes.
-        let low = unsafe { nibbles_32(self.qs.as_ptr()) };
-        _mm256_or_si256(
-            low,
-            _mm256_and_si256(bits_to_bytes(self.qh), _mm256_set1_epi8(0x10)),
-        )
-    }
-    fn scales(&self) -> (F16Le, F16Le) {
-        (self.d, self.m)
-    }
-}
-
-impl Block32 for BlockQ8_0 {
-    const SIGNED: bool = true;
-    const TERM: Term = Term::None;
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn quants(&self) -> __m256i {
-        // SAFETY: 32 bytes.
-        unsafe { _mm256_loadu_si256(self.qs.as_ptr().cast()) }
-    }
-    fn scales(&self) -> (F16Le, F16Le) {
-        (self.d, self.d)
-    }
-}
-
-impl Block32 for BlockIq4Nl {
-    const SIGNED: bool = true;
-    const TERM: Term = Term::None;
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn quants(&self) -> __m256i {
-        // SAFETY: 16 bytes.
-        unsafe { iq4_values(self.qs.as_ptr()) }
-    }
-    fn scales(&self) -> (F16Le, F16Le) {
-        (self.d, self.d)
-    }
 }
 
 /// Eight i32 lanes whose sum is block `x`'s integer dot product with the 32 quants at `y`.
