@@ -1,7 +1,7 @@
 //! The AVX2 set's prompt paths ([`Gemm`]): weights times several tokens, with the activations
 //! in layouts of these paths' own.
 //!
-//! **Q4_K, Q6_K** (one weight row per call). The matrix-vector kernels of [`super::avx2`] pay one `vpmaddwd` (the sub-block scale) for
+//! **Q6_K** (one weight row per call). The matrix-vector kernels of [`super::avx2`] pay one `vpmaddwd` (the sub-block scale) for
 //! every `vpmaddubsw` (32 products), because every 32-byte register of quants belongs to one
 //! sub-block. Here each pair of 32-byte activation rows (elements `64k .. 64k + 64`) is stored
 //! interleaved by 8-byte quarters (`vpunpcklqdq` / `vpunpckhqdq` of the two rows), and the
@@ -39,6 +39,11 @@
 //! Activation block (40 bytes): the 32 quants of the set's Q8_0/Q8_1 quantizer (the one its
 //! matrix-vector path uses for the weight type), the scale as f32, and the sum of the quants
 //! (i32, Q8_0) or Q8_1's `s` (as f32).
+//!
+//! **Q4_K** (eight weight rows per call): the same per 32-element sub-block, the rows' six-bit
+//! scales applied by the `vpmaddwd` that widens each sub-block's i16 sums, and the mins by four
+//! `vpmaddwd` per block against the token's sub-block sums ([`q4_k_eight_rows`]). Against the
+//! one-row kernel: 9 instead of 12 multiplies per 256 products, and no f32 work per sub-block.
 
 use std::arch::x86_64::*;
 
@@ -48,7 +53,7 @@ use hearth_quant::{
 };
 
 use super::avx2::{
-    bits_to_bytes, f16_to_f32, f16x2, hsum, iq4_values, k4_scales_mins, nibbles_32, quantize_32,
+    bits_to_bytes, f16_to_f32, hsum, iq4_values, k4_scales_mins, nibbles_32, quantize_32,
 };
 use crate::Gemm;
 
@@ -117,98 +122,6 @@ fn interleave(lo: __m256i, hi: __m256i) -> (__m256i, __m256i) {
 unsafe fn load(p: *const u8) -> __m256i {
     // SAFETY: by the caller's contract.
     unsafe { _mm256_loadu_si256(p.cast()) }
-}
-
-/// # Safety
-/// Every `y[c]` points at `x.len()` activation blocks of this layout.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_k<const N: usize>(x: &[BlockQ4K], y: [*const u8; N]) -> [f32; N] {
-    let mut acc = [_mm256_setzero_ps(); N];
-    let low = _mm256_set1_epi8(0x0f);
-    // Pair k's i16 lanes: 0-3 (and 8-11) from sub-block 2k, 4-7 (and 12-15) from 2k + 1.
-    let pick = |k: i8| {
-        let (a, b) = (4 * k, 4 * k + 2);
-        _mm256_setr_epi8(
-            a,
-            a + 1,
-            a,
-            a + 1,
-            a,
-            a + 1,
-            a,
-            a + 1,
-            b,
-            b + 1,
-            b,
-            b + 1,
-            b,
-            b + 1,
-            b,
-            b + 1,
-            a,
-            a + 1,
-            a,
-            a + 1,
-            a,
-            a + 1,
-            a,
-            a + 1,
-            b,
-            b + 1,
-            b,
-            b + 1,
-            b,
-            b + 1,
-            b,
-            b + 1,
-        )
-    };
-    let picks = [pick(0), pick(1), pick(2), pick(3)];
-    for (i, x) in x.iter().enumerate() {
-        let u = k4_scales_mins(&x.scales);
-        let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(
-            0,
-            0,
-            u[1] as i32,
-            u[0] as i32,
-        )));
-        let m8 = _mm_set_epi32(0, 0, u[3] as i32, u[2] as i32);
-        let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
-        let (dx, dmin) = f16x2(x);
-        let mut isum = [_mm256_setzero_si256(); N];
-        for (k, &pick) in picks.iter().enumerate() {
-            // SAFETY: 32 bytes of qs at 32 * k (qs is 128 long).
-            let q = unsafe { load(x.qs.as_ptr().add(32 * k)) };
-            let (p, r) = interleave(
-                _mm256_and_si256(q, low),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(q), low),
-            );
-            let s = _mm256_shuffle_epi8(scales, pick);
-            for c in 0..N {
-                // SAFETY: block i of row c holds 256 quant bytes (the caller's contract).
-                let (a0, a1) = unsafe {
-                    let b = y[c].add(i * ACT_BLOCK + 64 * k);
-                    (load(b), load(b.add(32)))
-                };
-                let t = _mm256_add_epi16(_mm256_maddubs_epi16(p, a0), _mm256_maddubs_epi16(r, a1));
-                isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(t, s));
-            }
-        }
-        for c in 0..N {
-            // SAFETY: as above; bsums and d lie within the block.
-            let (bsums, d) = unsafe {
-                let b = y[c].add(i * ACT_BLOCK);
-                (
-                    load(b.add(BSUMS_AT)),
-                    std::ptr::read_unaligned(b.add(D_AT).cast::<f32>()),
-                )
-            };
-            let m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums));
-            let a = _mm256_fmadd_ps(_mm256_set1_ps(dx * d), _mm256_cvtepi32_ps(isum[c]), acc[c]);
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * d), m, a);
-        }
-    }
-    acc.map(|a| hsum(a))
 }
 
 /// # Safety
@@ -334,13 +247,6 @@ trait OneRow: QuantBlock {
     unsafe fn dots<const N: usize>(x: &[Self], y: [*const u8; N]) -> [f32; N];
 }
 
-impl OneRow for BlockQ4K {
-    unsafe fn dots<const N: usize>(x: &[Self], y: [*const u8; N]) -> [f32; N] {
-        // SAFETY: by the caller's contract.
-        unsafe { q4_k(x, y) }
-    }
-}
-
 impl OneRow for BlockQ6K {
     unsafe fn dots<const N: usize>(x: &[Self], y: [*const u8; N]) -> [f32; N] {
         // SAFETY: by the caller's contract.
@@ -393,14 +299,6 @@ fn gemm_one_row<B: OneRow>(
         },
     );
 }
-
-/// The prompt path for Q4_K weights.
-pub static Q4_K: Gemm = Gemm {
-    act_bytes: act_bytes_k,
-    quantize_act: quantize_act_k,
-    rows: 1,
-    kernel: gemm_one_row::<BlockQ4K>,
-};
 
 /// The prompt path for Q6_K weights.
 pub static Q6_K: Gemm = Gemm {
@@ -657,29 +555,58 @@ impl Block32 for BlockIq4Nl {
 }
 
 /// A weight type of the eight-row kernels.
-trait EightRows: Block32 {
+trait EightRows: QuantBlock {
+    /// Bytes of one activation block of the type's layout.
+    const ACT: usize;
+    /// Eight weight rows (`x`, each `blocks` blocks) against `N` tokens, each row's dot product
+    /// in its own lane.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C are available; every row of `x` holds `blocks` blocks and every
+    /// `y[c]` that many activation blocks.
+    unsafe fn dots<const N: usize>(
+        x: [&[Self]; ROWS],
+        blocks: usize,
+        y: [*const u8; N],
+    ) -> [__m256; N];
+}
+
+/// A 32-element type of the eight-row kernels.
+trait Widen: Block32 {
     /// Groups whose `vpmaddubsw` products add up in i16 before one `vpmaddwd` widens them:
     /// `WIDEN · 2 · max|w| · 127` must fit in an i16.
     const WIDEN: usize;
 }
 
-impl EightRows for BlockQ4_0 {
+impl Widen for BlockQ4_0 {
     const WIDEN: usize = 8; // 8 · 2 · 15 · 127 < 2^15
 }
-impl EightRows for BlockQ4_1 {
+impl Widen for BlockQ4_1 {
     const WIDEN: usize = 8;
 }
-impl EightRows for BlockQ5_0 {
+impl Widen for BlockQ5_0 {
     const WIDEN: usize = 4; // 4 · 2 · 31 · 127 < 2^15 (eight groups would not fit)
 }
-impl EightRows for BlockQ5_1 {
+impl Widen for BlockQ5_1 {
     const WIDEN: usize = 4;
 }
-impl EightRows for BlockQ8_0 {
+impl Widen for BlockQ8_0 {
     const WIDEN: usize = 1; // two products of 127 · 127 nearly fill an i16
 }
-impl EightRows for BlockIq4Nl {
+impl Widen for BlockIq4Nl {
     const WIDEN: usize = 1; // codebook values up to 127 in magnitude, as Q8_0
+}
+
+impl<B: Widen> EightRows for B {
+    const ACT: usize = ACT32;
+    unsafe fn dots<const N: usize>(
+        x: [&[Self]; ROWS],
+        blocks: usize,
+        y: [*const u8; N],
+    ) -> [__m256; N] {
+        // SAFETY: by the caller's contract.
+        unsafe { eight_rows::<B, N>(x, blocks, y) }
+    }
 }
 
 /// The eight rows' quants of one block transposed ([`transpose`]), their scales and (for
@@ -705,7 +632,7 @@ unsafe fn eight_blocks<B: Block32>(b: [&B; ROWS]) -> ([__m256i; 8], __m256, __m2
 /// AVX2, FMA and F16C are available; every row of `x` holds `blocks` blocks and every `y[c]`
 /// that many activation blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn eight_rows<B: EightRows, const N: usize>(
+unsafe fn eight_rows<B: Widen, const N: usize>(
     x: [&[B]; ROWS],
     blocks: usize,
     y: [*const u8; N],
@@ -784,10 +711,10 @@ struct EightRowTiles<'a, B> {
 impl<B: EightRows> Tile for EightRowTiles<'_, B> {
     fn run<const N: usize>(&mut self, first: usize) {
         let blocks = self.x[0].len();
-        let y = std::array::from_fn(|c| row_ptr(self.act, self.stride, first + c, blocks * ACT32));
+        let y = std::array::from_fn(|c| row_ptr(self.act, self.stride, first + c, blocks * B::ACT));
         // SAFETY: this set is only selected once AVX2, FMA and F16C are detected; every weight
         // row holds `blocks` blocks and `row_ptr` checked the tokens.
-        let acc = unsafe { eight_rows::<B, N>(self.x, blocks, y) };
+        let acc = unsafe { B::dots::<N>(self.x, blocks, y) };
         for (c, a) in acc.iter().enumerate() {
             let mut lanes = [0f32; ROWS];
             // SAFETY: 32 bytes of `lanes`; AVX as everywhere in this set.
@@ -879,4 +806,162 @@ pub static IQ4_NL: Gemm = Gemm {
     quantize_act: quantize_act_q8_0,
     rows: ROWS,
     kernel: gemm_eight_rows::<BlockIq4Nl>,
+};
+
+// ---- Q4_K: eight weight rows per call ----
+
+/// Bytes of one activation block of the eight-row Q4_K layout: the 256 Q8_K quants in element
+/// order, the eight sums of the quants of each 32-element sub-block (i16), the f32 scale,
+/// padding.
+const ACT_K8: usize = 288;
+const K8_SUMS_AT: usize = 256;
+const K8_D_AT: usize = 272;
+
+fn act_bytes_k8(cols: usize) -> usize {
+    cols / QK_K * ACT_K8
+}
+
+/// Q8_K quantization (hearth-quant's, as the matrix-vector path uses), sub-block sums of 32.
+fn quantize_act_k8(src: &[f32], dst: &mut [u8]) {
+    assert!(
+        src.len() % QK_K == 0 && dst.len() >= act_bytes_k8(src.len()),
+        "activation row layout"
+    );
+    let mut q = [BlockQ8K::zeroed()];
+    for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(ACT_K8)) {
+        BlockQ8K::quantize(x, &mut q).expect("Q8_K quantizes any finite or infinite input");
+        let q = &q[0];
+        for (o, &v) in out[..QK_K].iter_mut().zip(&q.qs) {
+            *o = v as u8;
+        }
+        let sums = out[K8_SUMS_AT..K8_D_AT].chunks_exact_mut(2);
+        for (o, pair) in sums.zip(q.bsums.chunks_exact(2)) {
+            // At most 32 · 128 in magnitude.
+            o.copy_from_slice(&(pair[0] + pair[1]).to_le_bytes());
+        }
+        out[K8_D_AT..K8_D_AT + 4].copy_from_slice(&q.d.to_le_bytes());
+        out[K8_D_AT + 4..].fill(0);
+    }
+}
+
+impl EightRows for BlockQ4K {
+    const ACT: usize = ACT_K8;
+    unsafe fn dots<const N: usize>(
+        x: [&[Self]; ROWS],
+        blocks: usize,
+        y: [*const u8; N],
+    ) -> [__m256; N] {
+        // SAFETY: by the caller's contract.
+        unsafe { q4_k_eight_rows::<N>(x, blocks, y) }
+    }
+}
+
+/// Eight Q4_K rows against `N` tokens, as [`eight_rows`] does a 32-element type, per 32-element
+/// sub-block `j`: the eight rows' quants transposed, each token's eight `vpmaddubsw` added in i16
+/// (8 · 2 · 15 · 128 < 2^15), one `vpmaddwd` with the rows' scales of `j` (each row's in both i16
+/// lanes of its i32 lane) adds the scaled sum of every row to its lane. The rows' six-bit scales
+/// and mins, widened to i16 and transposed the same way, give per block the scale pairs and,
+/// by four `vpmaddwd` with the token's pairs of sub-block sums, each row's `Σ min · sum`.
+///
+/// # Safety
+/// AVX2, FMA and F16C are available; every row of `x` holds `blocks` blocks and every `y[c]`
+/// that many activation blocks of this layout.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k_eight_rows<const N: usize>(
+    x: [&[BlockQ4K]; ROWS],
+    blocks: usize,
+    y: [*const u8; N],
+) -> [__m256; N] {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let low = _mm256_set1_epi8(0x0f);
+    // Within each row's i32 lane (the i16 pair of scales 2k, 2k + 1): the first or the second
+    // i16 in both halves.
+    let dup = |b: i8| {
+        let l = [b, b + 1, b, b + 1];
+        let mut m = [0i8; 32];
+        for (r, c) in m.chunks_exact_mut(4).enumerate() {
+            for (o, &v) in c.iter_mut().zip(&l) {
+                *o = v + 4 * (r % 4) as i8;
+            }
+        }
+        // SAFETY: 32 bytes.
+        unsafe { _mm256_loadu_si256(m.as_ptr().cast()) }
+    };
+    let (first, second) = (dup(0), dup(2));
+    let mut rows = [x[0].as_ptr(); ROWS];
+    for (p, row) in rows.iter_mut().zip(x) {
+        assert!(row.len() >= blocks, "weight rows of `blocks` blocks");
+        *p = row.as_ptr();
+    }
+    for i in 0..blocks {
+        let mut b = [&x[0][0]; ROWS];
+        for (b, p) in b.iter_mut().zip(rows) {
+            // SAFETY: every row holds `blocks` > i blocks (checked above).
+            *b = unsafe { &*p.add(i) };
+        }
+        // Register v: the i16 pair (scale 2v, scale 2v + 1) of every row for v < 4, the pair
+        // (min 2v − 8, min 2v − 7) for v ≥ 4.
+        let sm = transpose(b.map(|b| {
+            let u = k4_scales_mins(&b.scales);
+            _mm256_cvtepu8_epi16(_mm_set_epi32(
+                u[3] as i32,
+                u[2] as i32,
+                u[1] as i32,
+                u[0] as i32,
+            ))
+        }));
+        let dx = widen8(b.map(|b| b.d));
+        let mx = widen8(b.map(|b| b.dmin));
+        let mut isum = [_mm256_setzero_si256(); N];
+        for (k, &pair) in sm[..4].iter().enumerate() {
+            for half in 0..2 {
+                let w = transpose(b.map(|b| {
+                    // SAFETY: 32 bytes of qs at 32 · k (qs is 128 long).
+                    let q = unsafe { load(b.qs.as_ptr().add(32 * k)) };
+                    let q = if half == 0 {
+                        q
+                    } else {
+                        _mm256_srli_epi16::<4>(q)
+                    };
+                    _mm256_and_si256(q, low)
+                }));
+                let s = _mm256_shuffle_epi8(pair, if half == 0 { first } else { second });
+                let j = 2 * k + half;
+                for c in 0..N {
+                    // SAFETY: sub-block j of block i of token c (the caller's contract).
+                    let y = unsafe { y[c].add(i * ACT_K8 + 32 * j) };
+                    let mut s16 = _mm256_setzero_si256();
+                    for (v, &w) in w.iter().enumerate() {
+                        // SAFETY: as above.
+                        let a = unsafe { group(y, v) };
+                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w, a));
+                    }
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(s16, s));
+                }
+            }
+        }
+        for c in 0..N {
+            // SAFETY: block i of token c (the caller's contract).
+            let y = unsafe { y[c].add(i * ACT_K8) };
+            let mut m = _mm256_setzero_si256();
+            for (p, &mins) in sm[4..].iter().enumerate() {
+                // SAFETY: the sums lie within the block.
+                let sums = unsafe { group(y.add(K8_SUMS_AT), p) };
+                m = _mm256_add_epi32(m, _mm256_madd_epi16(mins, sums));
+            }
+            // SAFETY: as above.
+            let dy = _mm256_set1_ps(unsafe { std::ptr::read_unaligned(y.add(K8_D_AT).cast()) });
+            let a = _mm256_fmadd_ps(_mm256_mul_ps(dx, dy), _mm256_cvtepi32_ps(isum[c]), acc[c]);
+            acc[c] = _mm256_fnmadd_ps(_mm256_mul_ps(mx, dy), _mm256_cvtepi32_ps(m), a);
+        }
+    }
+    acc
+}
+
+/// The prompt path for Q4_K weights.
+pub static Q4_K: Gemm = Gemm {
+    act_bytes: act_bytes_k8,
+    quantize_act: quantize_act_k8,
+    rows: ROWS,
+    kernel: gemm_eight_rows::<BlockQ4K>,
 };
