@@ -495,3 +495,76 @@ fn scalar_vector_ops_are_accurate() {
         assert_eq!(r, f16_bits(f16_val(b) + f16_val(a) * 0.5));
     }
 }
+
+/// Every set's Q8_K activation quantizer gives hearth-quant's bytes on blocks at its edges: the
+/// largest magnitude both positive and negative (the first one sets the sign), values that land
+/// exactly half-way between two quants, all zero, subnormal, huge, NaN and infinite values.
+#[test]
+fn q8_k_activations_match_the_reference_on_adversarial_blocks() {
+    let reference = scalar_entry(GgmlType::Q4K);
+    let n = 256;
+    let mut rng = Rng(0x5151_2727_9393_abab);
+    let mut cases: Vec<Vec<f32>> = vec![
+        vec![0.0; n],
+        vec![-0.0; n],
+        (0..n)
+            .map(|i| {
+                if i == 17 {
+                    -127.0
+                } else {
+                    (i % 255) as f32 - 127.0
+                }
+            })
+            .collect(),
+        (0..n).map(|i| (i as f32 - 128.0) * 0.5).collect(),
+        (0..n)
+            .map(|i| if i % 2 == 0 { 2.54 } else { -2.54 })
+            .collect(),
+        (0..n)
+            .map(|i| if i % 2 == 1 { 2.54 } else { -2.54 })
+            .collect(),
+        (0..n).map(|i| i as f32 * 1e-40).collect(),
+        (0..n)
+            .map(|i| if i == 200 { 3e38 } else { -1e38 })
+            .collect(),
+        (0..n)
+            .map(|i| if i == 9 { f32::NAN } else { i as f32 })
+            .collect(),
+        (0..n)
+            .map(|i| if i == 255 { f32::INFINITY } else { 1.0 })
+            .collect(),
+        (0..n)
+            .map(|i| if i == 3 { f32::NEG_INFINITY } else { -1.0 })
+            .collect(),
+    ];
+    // Half-way values: with max = 127, iscale = -1 and x = k + 0.5 rounds to even.
+    cases.push(
+        (0..n)
+            .map(|i| {
+                if i == 0 {
+                    127.0
+                } else {
+                    (i % 200) as f32 - 100.5
+                }
+            })
+            .collect(),
+    );
+    for _ in 0..20 {
+        cases.push((0..n).map(|_| rng.value()).collect());
+    }
+    for set in available() {
+        let Some(k) = set.own(GgmlType::Q4K) else {
+            continue;
+        };
+        assert_eq!(k.vec_dot_type, GgmlType::Q8K);
+        for x in &cases {
+            let mut buf_ref = vec![0u128; 292usize.div_ceil(16) * 2];
+            let mut buf_fast = buf_ref.clone();
+            let a_ref = &mut bytemuck_bytes(&mut buf_ref)[..292];
+            (reference.quantize_act)(x, a_ref);
+            let a_fast = &mut bytemuck_bytes(&mut buf_fast)[..292];
+            (k.quantize_act)(x, a_fast);
+            assert_eq!(a_ref, a_fast, "{}: Q8_K of {:?}", set.name, &x[..4]);
+        }
+    }
+}

@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 use hearth_quant::{
     blocks_from_bytes, blocks_from_bytes_mut, Bf16Le, BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K,
     BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0,
-    BlockQ8_1, F16Le, GgmlType, QuantBlock,
+    BlockQ8_1, F16Le, GgmlType, QuantBlock, QK_K,
 };
 
 use super::{avx2_gemm, avx2_gemv};
@@ -994,6 +994,94 @@ pub(super) unsafe fn quantize_32(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     (d, _mm_cvtsi128_si32(s1))
 }
 
+/// One Q8_K block, the same bytes as hearth-quant's (ggml's `quantize_row_q8_K_ref`): the
+/// first value of the largest magnitude is `max`, the quants `min(round(-127/max · x), 127)`
+/// rounded half to even, `d = 1 / iscale`. A block with a NaN or an infinity, or whose `iscale`
+/// overflows, takes hearth-quant's code (its casts of NaN and ±inf differ from `vcvtps2dq`'s).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn quantize_q8_k_block(x: &[f32], y: &mut BlockQ8K) {
+    assert_eq!(x.len(), QK_K, "one block");
+    // SAFETY: 256 floats.
+    let v: [__m256; 32] =
+        std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * i)) });
+    let sign = _mm256_set1_ps(-0.0);
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let mut amax = _mm256_setzero_ps();
+    let mut odd = _mm256_setzero_ps();
+    for &vi in &v {
+        let a = _mm256_andnot_ps(sign, vi);
+        amax = _mm256_max_ps(amax, a);
+        // NaN (unordered) or infinite.
+        odd = _mm256_or_ps(odd, _mm256_cmp_ps::<_CMP_NLT_UQ>(a, inf));
+    }
+    if _mm256_movemask_ps(odd) != 0 {
+        BlockQ8K::quantize(x, std::slice::from_mut(y))
+            .expect("Q8_K quantizes any finite or infinite input");
+        return;
+    }
+    let m4 = _mm_max_ps(_mm256_extractf128_ps(amax, 1), _mm256_castps256_ps128(amax));
+    let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    if amax == 0.0 {
+        y.d = 0.0;
+        y.qs = [0; QK_K];
+        y.bsums = [0; QK_K / 16];
+        return;
+    }
+    let am = _mm256_set1_ps(amax);
+    let mut max = amax;
+    for (k, &vi) in v.iter().enumerate() {
+        let hit = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_andnot_ps(sign, vi), am));
+        if hit != 0 {
+            max = x[8 * k + hit.trailing_zeros() as usize];
+            break;
+        }
+    }
+    let iscale = -127.0 / max;
+    if !iscale.is_finite() {
+        // A tiny subnormal max: the products overflow, and Rust's casts of ±inf differ from
+        // `vcvtps2dq`'s.
+        BlockQ8K::quantize(x, std::slice::from_mut(y))
+            .expect("Q8_K quantizes any finite or infinite input");
+        return;
+    }
+    let is = _mm256_set1_ps(iscale);
+    let top = _mm256_set1_epi32(127);
+    let ones = _mm256_set1_epi8(1);
+    let ones16 = _mm256_set1_epi16(1);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (part, v) in v.chunks_exact(4).enumerate() {
+        let i: [__m256i; 4] = std::array::from_fn(|k| {
+            let r = _mm256_round_ps::<_MM_FROUND_TO_NEAREST_INT>(_mm256_mul_ps(v[k], is));
+            _mm256_min_epi32(_mm256_cvtps_epi32(r), top)
+        });
+        let packed = _mm256_packs_epi16(
+            _mm256_packs_epi32(i[0], i[1]),
+            _mm256_packs_epi32(i[2], i[3]),
+        );
+        let q = _mm256_permutevar8x32_epi32(packed, order);
+        // SAFETY: 32 bytes of qs at 32 · part (qs is 256 long).
+        unsafe { _mm256_storeu_si256(y.qs.as_mut_ptr().add(32 * part).cast(), q) };
+        // Sums of four quants in i32 lanes, then of each sixteen (lanes 0 and 4).
+        let s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, q), ones16);
+        let s = _mm256_hadd_epi32(s, s);
+        let s = _mm256_hadd_epi32(s, s);
+        y.bsums[2 * part] = _mm256_cvtsi256_si32(s) as i16;
+        y.bsums[2 * part + 1] = _mm256_extract_epi32::<4>(s) as i16;
+    }
+    y.d = 1.0 / iscale;
+}
+
+/// Q8_K rows ([`quantize_q8_k_block`]).
+fn quantize_q8_k(src: &[f32], dst: &mut [u8]) {
+    let blocks = blocks_from_bytes_mut::<BlockQ8K>(dst).expect("activation row layout");
+    assert_eq!(src.len(), blocks.len() * QK_K, "Q8_K rows are whole blocks");
+    for (x, y) in src.chunks_exact(QK_K).zip(blocks) {
+        // SAFETY: this set is only selected once AVX2, FMA and F16C are detected.
+        unsafe { quantize_q8_k_block(x, y) };
+    }
+}
+
 fn quantize_q8_0(src: &[f32], dst: &mut [u8]) {
     let blocks = blocks_from_bytes_mut::<BlockQ8_0>(dst).expect("activation row layout");
     assert_eq!(src.len(), blocks.len() * 32, "Q8_0 rows are whole blocks");
@@ -1024,6 +1112,7 @@ const fn avx2(base: MatKernels, dots: Option<Dots>) -> MatKernels {
     let quantize_act = match base.vec_dot_type {
         GgmlType::Q8_0 => quantize_q8_0 as fn(&[f32], &mut [u8]),
         GgmlType::Q8_1 => quantize_q8_1,
+        GgmlType::Q8K => quantize_q8_k,
         _ => base.quantize_act,
     };
     let (vec_dot, vec_dot_n) = match dots {
