@@ -14,6 +14,7 @@ use crate::kv_cache::KvCache;
 use crate::ops::attention::{attention, AttnShape};
 use crate::ops::matmul::{matmul, MatmulScratch, QMatrix};
 use crate::ops::norm::rms_norm;
+use crate::ops::pool::for_each_chunk;
 use crate::ops::rope::Rope;
 use crate::ModelError;
 
@@ -279,18 +280,12 @@ impl Model {
         rms_norm(&s.x, &layer.ffn_norm, hp.rms_eps, &mut s.h);
         matmul(&self.view(layer.w_gate), &s.h, n, &mut s.gate, &mut s.mm)?;
         matmul(&self.view(layer.w_up), &s.h, n, &mut s.up, &mut s.mm)?;
-        for (g, &u) in s.gate.iter_mut().zip(&s.up) {
-            *g = silu(*g) * u;
-        }
+        let (ff, up, swiglu) = (hp.n_ff, &s.up, hearth_simd::vec_kernels().swiglu);
+        for_each_chunk(&mut s.gate, ff, |t, g| swiglu(g, &up[t * ff..(t + 1) * ff]));
         matmul(&self.view(layer.w_down), &s.gate, n, &mut s.h, &mut s.mm)?;
         add_in_place(&mut s.x, &s.h);
         Ok(())
     }
-}
-
-/// ggml's `ggml_silu_f32`.
-fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
 }
 
 fn add_in_place(x: &mut [f32], y: &[f32]) {

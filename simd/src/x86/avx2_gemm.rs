@@ -723,7 +723,12 @@ impl<B: EightRows> Tile for EightRowTiles<'_, B> {
             // SAFETY: __m256 and [f32; 8] have the same size, and every bit pattern is valid.
             let lanes: [f32; ROWS] = unsafe { std::mem::transmute::<__m256, [f32; ROWS]>(a) };
             let at = (first + c) * self.out_stride;
-            self.out[at..at + self.rows].copy_from_slice(&lanes[..self.rows]);
+            if self.rows == ROWS {
+                // A fixed length: one vector store, not a call to `memcpy` (1% of a prompt).
+                self.out[at..at + ROWS].copy_from_slice(&lanes);
+            } else {
+                self.out[at..at + self.rows].copy_from_slice(&lanes[..self.rows]);
+            }
         }
     }
 }
