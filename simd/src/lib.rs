@@ -97,10 +97,6 @@ pub struct VecKernels {
     /// `x[i] = exp(x[i] - max)` with ggml's vector `expf`, returning the sum of the results
     /// summed as `ggml_vec_soft_max_f32` sums them (groups of 8 in f32, the groups in f64).
     pub softmax_exp: fn(x: &mut [f32], max: f32) -> f64,
-    /// `g[i] = silu(g[i])·u[i]` as `ggml_vec_swiglu_f32`: ggml's vector silu
-    /// (`x / (1 + v_expf(0 − x))`) on every whole group of eight, `ggml_silu_f32` (libm `expf`)
-    /// on the rest. Panics unless the rows have one length.
-    pub swiglu: fn(g: &mut [f32], u: &[f32]),
     /// `Σ x[i]·y[i]` of two f16 rows, in f32 lanes as `ggml_vec_dot_f16`.
     pub dot_f16: fn(x: &[u16], y: &[u16]) -> f32,
     /// `y[i] += x[i]·v`, fused (ggml's `ggml_vec_mad_f32`).

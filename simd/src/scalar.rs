@@ -65,7 +65,6 @@ pub static TABLE: [MatKernels; 15] = [
 pub static VEC: VecKernels = VecKernels {
     gemm_f32,
     softmax_exp,
-    swiglu,
     dot_f16,
     mad_f32,
     mad_f16,
@@ -117,23 +116,6 @@ pub fn v_expf(x: f32) -> f32 {
         s1 * s1
     } else {
         s2.mul_add(j, s2) * s1
-    }
-}
-
-/// ggml's `ggml_silu_f32`: `x / (1 + expf(-x))` with libm's `expf`.
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
-fn swiglu(g: &mut [f32], u: &[f32]) {
-    assert_eq!(g.len(), u.len(), "swiglu rows of one length");
-    let whole = g.len() / 8 * 8;
-    for (i, (x, &u)) in g.iter_mut().zip(u).enumerate() {
-        *x = if i < whole {
-            *x / (1.0 + v_expf(0.0 - *x)) * u
-        } else {
-            silu(*x) * u
-        };
     }
 }
 

@@ -263,7 +263,7 @@ fn check_gemm(name: &str, k: &MatKernels, g: &Gemm, w: &[u8], n: usize, rng: &mu
         }
         let mut wf = vec![0f32; n * nrows];
         dequantize_row(k.ty, &weights, &mut wf).unwrap();
-        for tokens in [1usize, 2, 3, 4, 5, 7, 8, 9, 13] {
+        for tokens in [1usize, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 24, 29, 33] {
             let mut raw = vec![0u8; tokens * stride + 32];
             let off = raw.as_ptr().align_offset(32);
             let act = &mut raw[off..off + tokens * stride];
@@ -409,32 +409,6 @@ fn vector_ops_match_the_scalar_reference_bit_for_bit() {
             let s1 = (reference.softmax_exp)(&mut y1, 0.5);
             let s2 = (fast.softmax_exp)(&mut y2, 0.5);
             assert_eq!((s1, &y1), (s2, &y2), "{} softmax_exp len {len}", set.name);
-        }
-        for len in [64usize, 8, 13, 1, 0] {
-            // Gates across silu's range, its saturation and expf's overflow, and ±0.
-            let g: Vec<f32> = (0..len)
-                .map(|i| match i % 7 {
-                    0 => 0.0,
-                    1 => -0.0,
-                    2 => -100.0,
-                    3 => 95.0,
-                    _ => rng.value() * 4.0,
-                })
-                .collect();
-            let u: Vec<f32> = (0..len).map(|_| rng.value()).collect();
-            let (mut g1, mut g2) = (g.clone(), g.clone());
-            (reference.swiglu)(&mut g1, &u);
-            (fast.swiglu)(&mut g2, &u);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&g1), bits(&g2), "{} swiglu len {len}", set.name);
-            for (i, (&got, (&x, &y))) in g1.iter().zip(g.iter().zip(&u)).enumerate() {
-                let want = f64::from(x) / (1.0 + (-f64::from(x)).exp()) * f64::from(y);
-                assert!(
-                    (f64::from(got) - want).abs() <= 1e-5 * want.abs() + 1e-30,
-                    "{} swiglu({x}) · {y} = {got}, not {want} (element {i})",
-                    set.name
-                );
-            }
         }
         for len in [64usize, 128, 80, 7] {
             let x: Vec<u16> = (0..len).map(|_| f16_bits(rng.value())).collect();

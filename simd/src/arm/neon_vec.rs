@@ -19,7 +19,6 @@ use crate::VecKernels;
 pub static VEC: VecKernels = VecKernels {
     gemm_f32,
     softmax_exp,
-    swiglu,
     dot_f16,
     mad_f32,
     mad_f16,
@@ -136,37 +135,6 @@ fn v_expf(x: float32x4_t) -> float32x4_t {
         vmulq_f32(s1, s1),
         vbslq_f32(cm, vmulq_f32(vfmaq_f32(s2, s2, j), s1), normal),
     )
-}
-
-fn swiglu(g: &mut [f32], u: &[f32]) {
-    assert_eq!(g.len(), u.len(), "swiglu rows of one length");
-    // SAFETY: NEON is the aarch64 baseline.
-    unsafe { swiglu_neon(g, u) }
-}
-
-#[target_feature(enable = "neon")]
-fn swiglu_neon(g: &mut [f32], u: &[f32]) {
-    let one = vdupq_n_f32(1.0);
-    let mut gc = g.chunks_exact_mut(8);
-    let mut uc = u.chunks_exact(8);
-    for (x, y) in (&mut gc).zip(&mut uc) {
-        for h in 0..2 {
-            // SAFETY: eight floats in each.
-            let (v, w) = unsafe {
-                (
-                    vld1q_f32(x.as_ptr().add(4 * h)),
-                    vld1q_f32(y.as_ptr().add(4 * h)),
-                )
-            };
-            let e = v_expf(vsubq_f32(vdupq_n_f32(0.0), v));
-            let r = vmulq_f32(vdivq_f32(v, vaddq_f32(one, e)), w);
-            // SAFETY: as above.
-            unsafe { vst1q_f32(x.as_mut_ptr().add(4 * h), r) };
-        }
-    }
-    for (x, &y) in gc.into_remainder().iter_mut().zip(uc.remainder()) {
-        *x = crate::scalar::silu(*x) * y;
-    }
 }
 
 fn softmax_exp(x: &mut [f32], max: f32) -> f64 {

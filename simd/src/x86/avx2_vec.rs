@@ -14,7 +14,6 @@ use crate::VecKernels;
 pub static VEC: VecKernels = VecKernels {
     gemm_f32,
     softmax_exp,
-    swiglu,
     dot_f16,
     mad_f32,
     mad_f16,
@@ -153,30 +152,6 @@ fn v_expf(x: __m256) -> __m256 {
             ),
         ),
     )
-}
-
-fn swiglu(g: &mut [f32], u: &[f32]) {
-    assert_eq!(g.len(), u.len(), "swiglu rows of one length");
-    // SAFETY: CPU features guaranteed by `VEC`'s use; accesses stay in the rows.
-    unsafe { swiglu_avx2(g, u) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn swiglu_avx2(g: &mut [f32], u: &[f32]) {
-    let one = _mm256_set1_ps(1.0);
-    let mut gc = g.chunks_exact_mut(8);
-    let mut uc = u.chunks_exact(8);
-    for (x, y) in (&mut gc).zip(&mut uc) {
-        // SAFETY: eight floats in each.
-        let (v, w) = unsafe { (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(y.as_ptr())) };
-        let e = v_expf(_mm256_sub_ps(_mm256_setzero_ps(), v));
-        let r = _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), w);
-        // SAFETY: as above.
-        unsafe { _mm256_storeu_ps(x.as_mut_ptr(), r) };
-    }
-    for (x, &y) in gc.into_remainder().iter_mut().zip(uc.remainder()) {
-        *x = crate::scalar::silu(*x) * y;
-    }
 }
 
 fn softmax_exp(x: &mut [f32], max: f32) -> f64 {
