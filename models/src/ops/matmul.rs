@@ -56,8 +56,10 @@ pub struct MatmulScratch {
     tmp: Vec<f32>,
 }
 
-/// Activation bytes one pass of a prompt matmul keeps hot (half a typical 32-48 KiB L1 cache).
-const L1_BYTES: usize = 16 * 1024;
+/// Activation bytes of one pass of a prompt matmul over a task's weight rows (a quarter of a
+/// typical L2 cache): enough tokens that the eight-row kernels take sixteen per call (1.5B
+/// Q4_K_M pp512 +10% over 16 KiB passes, which held eight tokens of the FFN's rows).
+const PASS_BYTES: usize = 128 * 1024;
 
 /// Weight rows per task of a single-token matmul.
 const ROWS_PER_TASK: usize = 16;
@@ -134,12 +136,12 @@ pub fn matmul(
     let group = gemm.map_or(1, |g| g.rows);
     debug_assert_eq!(ROWS_PER_BATCH_TASK % group, 0);
     // A multiple of 8 so the kernels' column tiles (4 tokens) leave no remainder but the last.
-    let tokens_per_pass = (L1_BYTES / stride / 8 * 8).clamp(8, MAX_PASS);
+    let tokens_per_pass = (PASS_BYTES / stride / 8 * 8).clamp(8, MAX_PASS);
     scratch.tmp.clear();
     scratch.tmp.resize(w.rows * n, 0.0);
     for_each_chunk(&mut scratch.tmp, n * ROWS_PER_BATCH_TASK, |c, dst| {
         let (r0, rc) = (c * ROWS_PER_BATCH_TASK, dst.len() / n);
-        // Tokens in passes whose activations stay in the L1 cache while every weight row
+        // Tokens in passes whose activations stay in the L2 cache while every weight row
         // of the task goes over them.
         for t0 in (0..n).step_by(tokens_per_pass) {
             let t1 = (t0 + tokens_per_pass).min(n);

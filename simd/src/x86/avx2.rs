@@ -74,6 +74,22 @@ pub(super) fn f16x2<T: QuantBlock>(block: &T) -> (f32, f32) {
     (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
 }
 
+/// How far ahead of the weights in hand the matrix-vector loops prefetch: the hardware
+/// prefetcher alone leaves a single-token matmul short of the memory bandwidth (tg128 at 1
+/// thread: 1.5B Q4_K_M +28%, Q4_0 +14%, SmolLM2 Q4_1 +22%; 4, 8 and 16 KiB measured alike).
+const PREFETCH: usize = 8192;
+
+/// Asks for the cache lines of the `bytes` bytes [`PREFETCH`] bytes past `p` (a hint: the
+/// address is never dereferenced, and one past the end of the weights is harmless).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn prefetch_ahead<T>(p: *const T, bytes: usize) {
+    let at = p.cast::<i8>().wrapping_add(PREFETCH);
+    for l in 0..bytes.div_ceil(64) {
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l));
+    }
+}
+
 /// The activation rows' first blocks, after checking that each holds `n` blocks: the block loops
 /// then index without bounds checks (which cost a tenth of the prompt kernels' time).
 #[inline(always)]
@@ -311,6 +327,7 @@ fn q4_k_q8_k<const N: usize>(x: &[BlockQ4K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     let mut acc_m = [_mm_setzero_ps(); N];
     let low = _mm256_set1_epi8(0x0f);
     for (i, x) in x.iter().enumerate() {
+        prefetch_ahead(x, size_of_val(x));
         let u = k4_scales_mins(&x.scales);
         let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
             u[3] as i32,
@@ -386,6 +403,7 @@ fn q5_k_q8_k<const N: usize>(x: &[BlockQ5K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     let low = _mm256_set1_epi8(0x0f);
     let one = _mm256_set1_epi8(1);
     for (i, x) in x.iter().enumerate() {
+        prefetch_ahead(x, size_of_val(x));
         let u = k4_scales_mins(&x.scales);
         let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
             u[3] as i32,
@@ -585,6 +603,7 @@ fn q6_k_q8_k<const N: usize>(x: &[BlockQ6K], y: [&[BlockQ8K]; N]) -> [f32; N] {
     let three = _mm256_set1_epi8(3);
     let m32 = _mm256_set1_epi8(32);
     for (i, x) in x.iter().enumerate() {
+        prefetch_ahead(x, size_of_val(x));
         let mut sumi = [_mm256_setzero_si256(); N];
         for half in 0..2 {
             let (ql, qh) = (&x.ql[64 * half..], &x.qh[32 * half..]);

@@ -23,7 +23,7 @@ use hearth_quant::{
     blocks_from_bytes, BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, F16Le,
 };
 
-use super::avx2::hsum;
+use super::avx2::{hsum, prefetch_ahead};
 use super::avx2_gemm::{quantize_block, widen8, Block32, Term};
 use crate::Gemm;
 
@@ -118,6 +118,7 @@ unsafe fn row<B: Block32>(x: &[B], y: &[u8]) -> f32 {
     let zero = _mm256_setzero_si256();
     for (g, blocks) in x.chunks(GROUP).enumerate() {
         let y = &y[g * ACT_GROUP..(g + 1) * ACT_GROUP];
+        prefetch_ahead(blocks.as_ptr(), size_of_val(blocks));
         let mut p = [zero; GROUP];
         let mut d = [F16Le::from_bits(0); GROUP];
         let mut m = [F16Le::from_bits(0); GROUP];
