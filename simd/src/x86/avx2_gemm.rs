@@ -67,17 +67,27 @@ fn act_bytes_k(cols: usize) -> usize {
     cols / QK_K * ACT_BLOCK
 }
 
-/// Q8_K quantization (hearth-quant's, as the matrix-vector path uses), then the interleaving.
-fn quantize_act_k(src: &[f32], dst: &mut [u8]) {
+/// Q8_K quantization of a row (the set's, byte for byte hearth-quant's, as the matrix-vector
+/// path uses), each block then laid out by `lay` into its `block_bytes` bytes of `dst`.
+fn quantize_k_with(src: &[f32], dst: &mut [u8], block_bytes: usize, lay: fn(&BlockQ8K, &mut [u8])) {
     assert!(
-        src.len() % QK_K == 0 && dst.len() >= act_bytes_k(src.len()),
+        src.len() % QK_K == 0 && dst.len() >= src.len() / QK_K * block_bytes,
         "activation row layout"
     );
-    let mut q = [BlockQ8K::zeroed()];
-    for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(ACT_BLOCK)) {
+    let mut q = BlockQ8K::zeroed();
+    for (x, out) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(block_bytes))
+    {
         // SAFETY: the CPU features as for every kernel here.
-        unsafe { quantize_q8_k_block(x, &mut q[0]) };
-        let q = &q[0];
+        unsafe { quantize_q8_k_block(x, &mut q) };
+        lay(&q, out);
+    }
+}
+
+/// The one-row layout: the quants interleaved, the 16-element sums, the scale.
+fn quantize_act_k(src: &[f32], dst: &mut [u8]) {
+    quantize_k_with(src, dst, ACT_BLOCK, |q, out| {
         for (pair, o) in q.qs.chunks_exact(64).zip(out.chunks_exact_mut(64)) {
             let (a, b) = pair.split_at(32);
             for lane in 0..2 {
@@ -96,7 +106,7 @@ fn quantize_act_k(src: &[f32], dst: &mut [u8]) {
         }
         out[D_AT..D_AT + 4].copy_from_slice(&q.d.to_le_bytes());
         out[D_AT + 4..].fill(0);
-    }
+    });
 }
 
 /// The start of activation row `row` (at `row * stride` in `act`), checked to hold `bytes`.
@@ -631,6 +641,36 @@ unsafe fn eight_blocks<B: Block32>(b: [&B; ROWS]) -> ([__m256i; 8], __m256, __m2
     (w, widen8(d), widen8(m))
 }
 
+/// The eight rows' blocks by index, the rows' lengths checked once. Indexing the rows in the
+/// block loop (`x.map(|row| &row[i])`) costs an out-of-line call per block, with a `vzeroupper`
+/// and the constants reloaded after it.
+struct EightRowBlocks<'a, B> {
+    rows: [*const B; ROWS],
+    blocks: usize,
+    _rows: std::marker::PhantomData<&'a [B]>,
+}
+
+impl<'a, B> EightRowBlocks<'a, B> {
+    fn new(x: [&'a [B]; ROWS], blocks: usize) -> Self {
+        for row in x {
+            assert!(row.len() >= blocks, "weight rows of `blocks` blocks");
+        }
+        EightRowBlocks {
+            rows: x.map(|row| row.as_ptr()),
+            blocks,
+            _rows: std::marker::PhantomData,
+        }
+    }
+
+    /// Block `i` of every row.
+    #[inline(always)]
+    fn at(&self, i: usize) -> [&'a B; ROWS] {
+        assert!(i < self.blocks, "block within the rows");
+        // SAFETY: every row holds `blocks` > i blocks (checked in `new`), borrowed for 'a.
+        self.rows.map(|p| unsafe { &*p.add(i) })
+    }
+}
+
 /// Eight weight rows (`x`, each `blocks` blocks) against `N` tokens, each row's dot product in
 /// its own lane. Per block and token: the eight groups' `vpmaddubsw` (for signed weights on
 /// `|w|` and `sign(a, w)`), added in i16 `B::WIDEN` at a time and widened by `vpmaddwd`, the
@@ -648,19 +688,9 @@ unsafe fn eight_rows<B: Widen, const N: usize>(
     const { assert!(B::WIDEN >= 1 && 8 % B::WIDEN == 0) };
     let mut acc = [_mm256_setzero_ps(); N];
     let ones = _mm256_set1_epi16(1);
-    // Indexing the rows in the loop (`x.map(|row| &row[i])`) costs an out-of-line call per
-    // block, with a `vzeroupper` and the constants reloaded after it.
-    let mut rows = [x[0].as_ptr(); ROWS];
-    for (p, row) in rows.iter_mut().zip(x) {
-        assert!(row.len() >= blocks, "weight rows of `blocks` blocks");
-        *p = row.as_ptr();
-    }
+    let rows = EightRowBlocks::new(x, blocks);
     for i in 0..blocks {
-        let mut b = [&x[0][0]; ROWS];
-        for (b, p) in b.iter_mut().zip(rows) {
-            // SAFETY: every row holds `blocks` > i blocks (checked above).
-            *b = unsafe { &*p.add(i) };
-        }
+        let b = rows.at(i);
         // SAFETY: the CPU features by the caller's contract.
         let (w, dx, mx) = unsafe { eight_blocks(b) };
         let aw = if B::SIGNED {
@@ -835,17 +865,9 @@ fn act_bytes_k8(cols: usize) -> usize {
     cols / QK_K * ACT_K8
 }
 
-/// Q8_K quantization (hearth-quant's, as the matrix-vector path uses), sub-block sums of 32.
+/// The eight-row Q4_K layout: the quants, the 32-element sums, the scale.
 fn quantize_act_k8(src: &[f32], dst: &mut [u8]) {
-    assert!(
-        src.len() % QK_K == 0 && dst.len() >= act_bytes_k8(src.len()),
-        "activation row layout"
-    );
-    let mut q = [BlockQ8K::zeroed()];
-    for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(ACT_K8)) {
-        // SAFETY: the CPU features as for every kernel here.
-        unsafe { quantize_q8_k_block(x, &mut q[0]) };
-        let q = &q[0];
+    quantize_k_with(src, dst, ACT_K8, |q, out| {
         for (o, &v) in out[..QK_K].iter_mut().zip(&q.qs) {
             *o = v as u8;
         }
@@ -856,7 +878,7 @@ fn quantize_act_k8(src: &[f32], dst: &mut [u8]) {
         }
         out[K8_D_AT..K8_D_AT + 4].copy_from_slice(&q.d.to_le_bytes());
         out[K8_D_AT + 4..].fill(0);
-    }
+    });
 }
 
 impl EightRows for BlockQ4K {
@@ -903,17 +925,9 @@ unsafe fn q4_k_eight_rows<const N: usize>(
         unsafe { _mm256_loadu_si256(m.as_ptr().cast()) }
     };
     let (first, second) = (dup(0), dup(2));
-    let mut rows = [x[0].as_ptr(); ROWS];
-    for (p, row) in rows.iter_mut().zip(x) {
-        assert!(row.len() >= blocks, "weight rows of `blocks` blocks");
-        *p = row.as_ptr();
-    }
+    let rows = EightRowBlocks::new(x, blocks);
     for i in 0..blocks {
-        let mut b = [&x[0][0]; ROWS];
-        for (b, p) in b.iter_mut().zip(rows) {
-            // SAFETY: every row holds `blocks` > i blocks (checked above).
-            *b = unsafe { &*p.add(i) };
-        }
+        let b = rows.at(i);
         // Register v: the i16 pair (scale 2v, scale 2v + 1) of every row for v < 4, the pair
         // (min 2v − 8, min 2v − 7) for v ≥ 4.
         let sm = transpose(b.map(|b| {
