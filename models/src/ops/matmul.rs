@@ -135,7 +135,8 @@ pub fn matmul(
     // values per token); then the parts are gathered into `out`.
     let group = gemm.map_or(1, |g| g.rows);
     debug_assert_eq!(ROWS_PER_BATCH_TASK % group, 0);
-    // A multiple of 8 so the kernels' column tiles (4 tokens) leave no remainder but the last.
+    // A multiple of 8 so the kernels' column tiles (16, 8 or 4 tokens) leave no remainder but
+    // the last pass's.
     let tokens_per_pass = (PASS_BYTES / stride / 8 * 8).clamp(8, MAX_PASS);
     scratch.tmp.clear();
     scratch.tmp.resize(w.rows * n, 0.0);
