@@ -12,7 +12,7 @@ use hearth_quant::{quantize_row, GgmlType};
 use hearth_simd::{available, MatKernels};
 
 /// The shapes (rows, cols) of R1-Distill-Qwen-1.5B's matmuls.
-const SHAPES: &[(usize, usize)] = &[(1536, 1536), (8960, 1536), (1536, 8960)];
+const SHAPES: &[(usize, usize)] = &[(1536, 1536), (8960, 1536), (1536, 8960), (1536, 576)];
 const TYPES: &[GgmlType] = &[
     GgmlType::Q4_0,
     GgmlType::Q4_1,
@@ -155,10 +155,18 @@ fn bench(set: &str, k: &MatKernels, rows: usize, cols: usize) {
         let mut own = Rows::new(1, gb);
         (g.quantize_act)(&x[..cols], &mut own.all()[..gb]);
         let gs = own.stride;
+        let mut outs = vec![0f32; g.rows];
+        let gr = if std::env::var("ROWS1").is_ok() {
+            1
+        } else {
+            g.rows
+        };
         let t1 = median(7, || {
             let a = &*own.all();
-            for (r, row) in w.chunks_exact(rb).enumerate() {
-                (g.kernel)(row, 1, a, gs, 1, &mut out[r % TOKENS..], 1);
+            for rows in w.chunks(rb * gr) {
+                let n = rows.len() / rb;
+                (g.kernel)(rows, n, a, gs, 1, &mut outs, n);
+                out[0] += outs[0];
             }
         });
         line += &format!(

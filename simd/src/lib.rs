@@ -53,7 +53,7 @@ pub struct MatKernels {
     /// A faster prompt path with activations in a layout of its own, where the set has one.
     pub gemm: Option<&'static Gemm>,
     /// A faster single-token path with activations in a layout of its own, where the set has
-    /// one (a [`Gemm`] of one row per call, used when one token is multiplied).
+    /// one (a [`Gemm`] used when one token is multiplied).
     pub gemv: Option<&'static Gemm>,
 }
 
@@ -168,6 +168,20 @@ static AVX2: KernelSet = KernelSet {
     vec: &x86::avx2_vec::VEC,
 };
 
+#[cfg(target_arch = "x86_64")]
+static AVX512: KernelSet = KernelSet {
+    name: "avx512",
+    table: &x86::vnni::TABLE_AVX512,
+    vec: &x86::avx2_vec::VEC,
+};
+
+#[cfg(target_arch = "x86_64")]
+static AVXVNNI: KernelSet = KernelSet {
+    name: "avxvnni",
+    table: &x86::vnni::TABLE_AVXVNNI,
+    vec: &x86::avx2_vec::VEC,
+};
+
 #[cfg(target_arch = "aarch64")]
 static NEON_DOTPROD: KernelSet = KernelSet {
     name: "neon-dotprod",
@@ -184,14 +198,29 @@ static NEON: KernelSet = KernelSet {
 
 /// Names `HEARTH_KERNELS` accepts (every build knows every name, so asking an x86 build for
 /// `neon` says the CPU cannot run it rather than that the name is unknown).
-pub const KNOWN_SETS: &[&str] = &["scalar", "avx2", "neon", "neon-dotprod"];
+pub const KNOWN_SETS: &[&str] = &[
+    "scalar",
+    "avx2",
+    "avxvnni",
+    "avx512",
+    "neon",
+    "neon-dotprod",
+];
 
 /// The sets this CPU can run, best first.
 pub fn available() -> Vec<&'static KernelSet> {
     let mut sets = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    if x86::avx2::detected() {
-        sets.push(&AVX2);
+    {
+        if x86::vnni::detected_avx512() {
+            sets.push(&AVX512);
+        }
+        if x86::vnni::detected_avxvnni() {
+            sets.push(&AVXVNNI);
+        }
+        if x86::avx2::detected() {
+            sets.push(&AVX2);
+        }
     }
     #[cfg(target_arch = "aarch64")]
     {

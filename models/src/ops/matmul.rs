@@ -119,12 +119,22 @@ pub fn matmul(
     let rb = w.row_bytes();
     if n == 1 {
         for_each_chunk(out, ROWS_PER_TASK, |c, dst| {
-            for (i, o) in dst.iter_mut().enumerate() {
-                let r = c * ROWS_PER_TASK + i;
-                let row = &w.data[r * rb..(r + 1) * rb];
-                match gemm {
-                    Some(g) => (g.kernel)(row, 1, act, stride, 1, std::slice::from_mut(o), 1),
-                    None => *o = (k.vec_dot)(row, &act[..act_row]),
+            let r0 = c * ROWS_PER_TASK;
+            match gemm {
+                // The path's row groups (a task's rows are a multiple of them but for the
+                // matrix's last task).
+                Some(g) => {
+                    for (i, o) in dst.chunks_mut(g.rows).enumerate() {
+                        let r = r0 + i * g.rows;
+                        let rows = &w.data[r * rb..(r + o.len()) * rb];
+                        (g.kernel)(rows, o.len(), act, stride, 1, o, o.len());
+                    }
+                }
+                None => {
+                    for (i, o) in dst.iter_mut().enumerate() {
+                        let r = r0 + i;
+                        *o = (k.vec_dot)(&w.data[r * rb..(r + 1) * rb], &act[..act_row]);
+                    }
                 }
             }
         });

@@ -56,6 +56,7 @@ use super::avx2::{
     bits_to_bytes, f16_to_f32, hsum, iq4_values, k4_scales_mins, nibbles_32, prefetch_ahead,
     quantize_32, quantize_q8_k_block,
 };
+use super::dot::{ByteDot, Madd};
 use crate::Gemm;
 
 /// Bytes of one activation block of this layout.
@@ -573,16 +574,16 @@ impl Block32 for BlockIq4Nl {
 }
 
 /// A weight type of the eight-row kernels.
-trait EightRows: QuantBlock {
+pub(super) trait EightRows: QuantBlock {
     /// Bytes of one activation block of the type's layout.
     const ACT: usize;
     /// Eight weight rows (`x`, each `blocks` blocks) against `N` tokens, each row's dot product
     /// in its own lane.
     ///
     /// # Safety
-    /// AVX2, FMA and F16C are available; every row of `x` holds `blocks` blocks and every
-    /// `y[c]` that many activation blocks.
-    unsafe fn dots<const N: usize>(
+    /// AVX2, FMA and F16C are available, and `D`'s instruction; every row of `x` holds
+    /// `blocks` blocks and every `y[c]` that many activation blocks.
+    unsafe fn dots<D: ByteDot, const N: usize>(
         x: [&[Self]; ROWS],
         blocks: usize,
         y: [*const u8; N],
@@ -590,9 +591,9 @@ trait EightRows: QuantBlock {
 }
 
 /// A 32-element type of the eight-row kernels.
-trait Widen: Block32 {
+pub(super) trait Widen: Block32 {
     /// Groups whose `vpmaddubsw` products add up in i16 before one `vpmaddwd` widens them:
-    /// `WIDEN · 2 · max|w| · 127` must fit in an i16.
+    /// `WIDEN · 2 · max|w| · 127` must fit in an i16 (the VNNI forms need no such step).
     const WIDEN: usize;
 }
 
@@ -617,13 +618,13 @@ impl Widen for BlockIq4Nl {
 
 impl<B: Widen> EightRows for B {
     const ACT: usize = ACT32;
-    unsafe fn dots<const N: usize>(
+    unsafe fn dots<D: ByteDot, const N: usize>(
         x: [&[Self]; ROWS],
         blocks: usize,
         y: [*const u8; N],
     ) -> [__m256; N] {
         // SAFETY: by the caller's contract.
-        unsafe { eight_rows::<B, N>(x, blocks, y) }
+        unsafe { eight_rows::<B, D, N>(x, blocks, y) }
     }
 }
 
@@ -673,14 +674,14 @@ impl<'a, B> EightRowBlocks<'a, B> {
 
 /// Eight weight rows (`x`, each `blocks` blocks) against `N` tokens, each row's dot product in
 /// its own lane. Per block and token: the eight groups' `vpmaddubsw` (for signed weights on
-/// `|w|` and `sign(a, w)`), added in i16 `B::WIDEN` at a time and widened by `vpmaddwd`, the
-/// offset or min term, one conversion and one multiply-add.
+/// `|w|` and `sign(a, w)`), added in i16 `B::WIDEN` at a time and widened by `vpmaddwd` (or
+/// eight `vpdpbusd`), the offset or min term, one conversion and one multiply-add.
 ///
 /// # Safety
-/// AVX2, FMA and F16C are available; every row of `x` holds `blocks` blocks and every `y[c]`
-/// that many activation blocks.
+/// AVX2, FMA and F16C are available, and `D`'s instruction; every row of `x` holds `blocks`
+/// blocks and every `y[c]` that many activation blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn eight_rows<B: Widen, const N: usize>(
+unsafe fn eight_rows<B: Widen, D: ByteDot, const N: usize>(
     x: [&[B]; ROWS],
     blocks: usize,
     y: [*const u8; N],
@@ -702,7 +703,7 @@ unsafe fn eight_rows<B: Widen, const N: usize>(
             // SAFETY: block i of token c (the caller's contract).
             let y = unsafe { y[c].add(i * ACT32) };
             let mut sumi = _mm256_setzero_si256();
-            for part in 0..8 / B::WIDEN {
+            for part in 0..if D::VNNI { 0 } else { 8 / B::WIDEN } {
                 let mut s16 = _mm256_setzero_si256();
                 for v in part * B::WIDEN..(part + 1) * B::WIDEN {
                     // SAFETY: as above.
@@ -715,6 +716,18 @@ unsafe fn eight_rows<B: Widen, const N: usize>(
                     s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(aw[v], a));
                 }
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s16, ones));
+            }
+            for v in 0..if D::VNNI { 8 } else { 0 } {
+                // SAFETY: as above; `D`'s instruction by the caller's contract.
+                unsafe {
+                    let a = group(y, v);
+                    let a = if B::SIGNED {
+                        _mm256_sign_epi8(a, w[v])
+                    } else {
+                        a
+                    };
+                    sumi = D::dpbusd(sumi, aw[v], a);
+                }
             }
             // SAFETY: as above.
             let (dy, extra) = unsafe { scale_and_extra(y) };
@@ -737,22 +750,23 @@ unsafe fn eight_rows<B: Widen, const N: usize>(
 }
 
 /// Up to eight weight rows against the tokens of a call.
-struct EightRowTiles<'a, B> {
+struct EightRowTiles<'a, B, D> {
     x: [&'a [B]; ROWS],
     rows: usize,
     act: &'a [u8],
     stride: usize,
     out: &'a mut [f32],
     out_stride: usize,
+    dot: std::marker::PhantomData<D>,
 }
 
-impl<B: EightRows> Tile for EightRowTiles<'_, B> {
+impl<B: EightRows, D: ByteDot> Tile for EightRowTiles<'_, B, D> {
     fn run<const N: usize>(&mut self, first: usize) {
         let blocks = self.x[0].len();
         let y = std::array::from_fn(|c| row_ptr(self.act, self.stride, first + c, blocks * B::ACT));
-        // SAFETY: this set is only selected once AVX2, FMA and F16C are detected; every weight
-        // row holds `blocks` blocks and `row_ptr` checked the tokens.
-        let acc = unsafe { B::dots::<N>(self.x, blocks, y) };
+        // SAFETY: this set is only selected once AVX2, FMA and F16C (and `D`'s instruction) are
+        // detected; every weight row holds `blocks` blocks and `row_ptr` checked the tokens.
+        let acc = unsafe { B::dots::<D, N>(self.x, blocks, y) };
         for (c, a) in acc.into_iter().enumerate() {
             // A bit cast, not `_mm256_storeu_ps` (outside a function with AVX enabled, the
             // intrinsic is an out-of-line call: 2% of a prompt).
@@ -770,7 +784,7 @@ impl<B: EightRows> Tile for EightRowTiles<'_, B> {
 }
 
 /// The [`Gemm::kernel`] of an eight-row type.
-fn gemm_eight_rows<B: EightRows>(
+fn gemm_eight_rows<B: EightRows, D: ByteDot>(
     weights: &[u8],
     rows: usize,
     act: &[u8],
@@ -800,57 +814,41 @@ fn gemm_eight_rows<B: EightRows>(
             stride,
             out,
             out_stride,
+            dot: std::marker::PhantomData::<D>,
         },
     );
 }
 
+/// The eight-row prompt path of the 32-element type `B` with the byte dot product `D`.
+pub(super) const fn eight_row_path<B: Widen, D: ByteDot>() -> Gemm {
+    Gemm {
+        act_bytes: act_bytes_32,
+        quantize_act: match B::TERM {
+            Term::Min => quantize_act_q8_1,
+            Term::None | Term::Offset(_) => quantize_act_q8_0,
+        },
+        rows: ROWS,
+        kernel: gemm_eight_rows::<B, D>,
+    }
+}
+
 /// The prompt path for Q4_0 weights.
-pub static Q4_0: Gemm = Gemm {
-    act_bytes: act_bytes_32,
-    quantize_act: quantize_act_q8_0,
-    rows: ROWS,
-    kernel: gemm_eight_rows::<BlockQ4_0>,
-};
+pub static Q4_0: Gemm = eight_row_path::<BlockQ4_0, Madd>();
 
 /// The prompt path for Q4_1 weights.
-pub static Q4_1: Gemm = Gemm {
-    act_bytes: act_bytes_32,
-    quantize_act: quantize_act_q8_1,
-    rows: ROWS,
-    kernel: gemm_eight_rows::<BlockQ4_1>,
-};
+pub static Q4_1: Gemm = eight_row_path::<BlockQ4_1, Madd>();
 
 /// The prompt path for Q5_0 weights.
-pub static Q5_0: Gemm = Gemm {
-    act_bytes: act_bytes_32,
-    quantize_act: quantize_act_q8_0,
-    rows: ROWS,
-    kernel: gemm_eight_rows::<BlockQ5_0>,
-};
+pub static Q5_0: Gemm = eight_row_path::<BlockQ5_0, Madd>();
 
 /// The prompt path for Q5_1 weights.
-pub static Q5_1: Gemm = Gemm {
-    act_bytes: act_bytes_32,
-    quantize_act: quantize_act_q8_1,
-    rows: ROWS,
-    kernel: gemm_eight_rows::<BlockQ5_1>,
-};
+pub static Q5_1: Gemm = eight_row_path::<BlockQ5_1, Madd>();
 
 /// The prompt path for Q8_0 weights.
-pub static Q8_0: Gemm = Gemm {
-    act_bytes: act_bytes_32,
-    quantize_act: quantize_act_q8_0,
-    rows: ROWS,
-    kernel: gemm_eight_rows::<BlockQ8_0>,
-};
+pub static Q8_0: Gemm = eight_row_path::<BlockQ8_0, Madd>();
 
 /// The prompt path for IQ4_NL weights.
-pub static IQ4_NL: Gemm = Gemm {
-    act_bytes: act_bytes_32,
-    quantize_act: quantize_act_q8_0,
-    rows: ROWS,
-    kernel: gemm_eight_rows::<BlockIq4Nl>,
-};
+pub static IQ4_NL: Gemm = eight_row_path::<BlockIq4Nl, Madd>();
 
 // ---- Q4_K: eight weight rows per call ----
 
@@ -883,13 +881,13 @@ fn quantize_act_k8(src: &[f32], dst: &mut [u8]) {
 
 impl EightRows for BlockQ4K {
     const ACT: usize = ACT_K8;
-    unsafe fn dots<const N: usize>(
+    unsafe fn dots<D: ByteDot, const N: usize>(
         x: [&[Self]; ROWS],
         blocks: usize,
         y: [*const u8; N],
     ) -> [__m256; N] {
         // SAFETY: by the caller's contract.
-        unsafe { q4_k_eight_rows::<N>(x, blocks, y) }
+        unsafe { q4_k_eight_rows::<D, N>(x, blocks, y) }
     }
 }
 
@@ -898,13 +896,15 @@ impl EightRows for BlockQ4K {
 /// (8 · 2 · 15 · 128 < 2^15), one `vpmaddwd` with the rows' scales of `j` (each row's in both i16
 /// lanes of its i32 lane) adds the scaled sum of every row to its lane. The rows' six-bit scales
 /// and mins, widened to i16 and transposed the same way, give per block the scale pairs and,
-/// by four `vpmaddwd` with the token's pairs of sub-block sums, each row's `Σ min · sum`.
+/// by four `vpmaddwd` with the token's pairs of sub-block sums, each row's `Σ min · sum`. With
+/// VNNI, eight `vpdpbusd` per sub-block and token and one `vpmulld` by the rows' scales (as
+/// i32: at most 32 · 15 · 128 · 63 per sub-block).
 ///
 /// # Safety
-/// AVX2, FMA and F16C are available; every row of `x` holds `blocks` blocks and every `y[c]`
-/// that many activation blocks of this layout.
+/// AVX2, FMA and F16C are available, and `D`'s instruction; every row of `x` holds `blocks`
+/// blocks and every `y[c]` that many activation blocks of this layout.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_k_eight_rows<const N: usize>(
+unsafe fn q4_k_eight_rows<D: ByteDot, const N: usize>(
     x: [&[BlockQ4K]; ROWS],
     blocks: usize,
     y: [*const u8; N],
@@ -959,6 +959,17 @@ unsafe fn q4_k_eight_rows<const N: usize>(
                 for c in 0..N {
                     // SAFETY: sub-block j of block i of token c (the caller's contract).
                     let y = unsafe { y[c].add(i * ACT_K8 + 32 * j) };
+                    if D::VNNI {
+                        let mut sub = _mm256_setzero_si256();
+                        for (v, &w) in w.iter().enumerate() {
+                            // SAFETY: as above; `D`'s instruction by the caller's contract.
+                            sub = unsafe { D::dpbusd(sub, w, group(y, v)) };
+                        }
+                        // Each row's scale is in both i16 halves of its lane: the low one.
+                        let s32 = _mm256_and_si256(s, _mm256_set1_epi32(0xffff));
+                        isum[c] = _mm256_add_epi32(isum[c], _mm256_mullo_epi32(sub, s32));
+                        continue;
+                    }
                     let mut s16 = _mm256_setzero_si256();
                     for (v, &w) in w.iter().enumerate() {
                         // SAFETY: as above.
@@ -987,10 +998,15 @@ unsafe fn q4_k_eight_rows<const N: usize>(
     acc
 }
 
+/// The eight-row Q4_K prompt path with the byte dot product `D`.
+pub(super) const fn q4_k_path<D: ByteDot>() -> Gemm {
+    Gemm {
+        act_bytes: act_bytes_k8,
+        quantize_act: quantize_act_k8,
+        rows: ROWS,
+        kernel: gemm_eight_rows::<BlockQ4K, D>,
+    }
+}
+
 /// The prompt path for Q4_K weights.
-pub static Q4_K: Gemm = Gemm {
-    act_bytes: act_bytes_k8,
-    quantize_act: quantize_act_k8,
-    rows: ROWS,
-    kernel: gemm_eight_rows::<BlockQ4K>,
-};
+pub static Q4_K: Gemm = q4_k_path::<Madd>();

@@ -4,3 +4,5 @@ pub mod avx2;
 pub mod avx2_gemm;
 pub mod avx2_gemv;
 pub mod avx2_vec;
+mod dot;
+pub mod vnni;
