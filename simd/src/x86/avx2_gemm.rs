@@ -717,17 +717,22 @@ unsafe fn eight_rows<B: Widen, D: ByteDot, const N: usize>(
                 }
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s16, ones));
             }
-            for v in 0..if D::VNNI { 8 } else { 0 } {
-                // SAFETY: as above; `D`'s instruction by the caller's contract.
-                unsafe {
-                    let a = group(y, v);
-                    let a = if B::SIGNED {
-                        _mm256_sign_epi8(a, w[v])
-                    } else {
-                        a
-                    };
-                    sumi = D::dpbusd(sumi, aw[v], a);
+            if D::VNNI {
+                // Two chains of four (`vpdpbusd` has a latency of five cycles).
+                let mut part = [_mm256_setzero_si256(); 2];
+                for v in 0..8 {
+                    // SAFETY: as above; `D`'s instruction by the caller's contract.
+                    unsafe {
+                        let a = group(y, v);
+                        let a = if B::SIGNED {
+                            _mm256_sign_epi8(a, w[v])
+                        } else {
+                            a
+                        };
+                        part[v % 2] = D::dpbusd(part[v % 2], aw[v], a);
+                    }
                 }
+                sumi = _mm256_add_epi32(part[0], part[1]);
             }
             // SAFETY: as above.
             let (dy, extra) = unsafe { scale_and_extra(y) };
@@ -960,11 +965,13 @@ unsafe fn q4_k_eight_rows<D: ByteDot, const N: usize>(
                     // SAFETY: sub-block j of block i of token c (the caller's contract).
                     let y = unsafe { y[c].add(i * ACT_K8 + 32 * j) };
                     if D::VNNI {
-                        let mut sub = _mm256_setzero_si256();
+                        // Two chains of four (`vpdpbusd` has a latency of five cycles).
+                        let mut sub = [_mm256_setzero_si256(); 2];
                         for (v, &w) in w.iter().enumerate() {
                             // SAFETY: as above; `D`'s instruction by the caller's contract.
-                            sub = unsafe { D::dpbusd(sub, w, group(y, v)) };
+                            sub[v % 2] = unsafe { D::dpbusd(sub[v % 2], w, group(y, v)) };
                         }
+                        let sub = _mm256_add_epi32(sub[0], sub[1]);
                         // Each row's scale is in both i16 halves of its lane: the low one.
                         let s32 = _mm256_and_si256(s, _mm256_set1_epi32(0xffff));
                         isum[c] = _mm256_add_epi32(isum[c], _mm256_mullo_epi32(sub, s32));
