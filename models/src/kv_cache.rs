@@ -88,7 +88,7 @@ impl CacheType {
     /// quantized caches with a head size that is a multiple of 64, the largest power of two
     /// dividing the head size.
     pub fn key_rotation(self, head_dim: usize) -> usize {
-        if !self.is_quantized() || head_dim == 0 || head_dim % 64 != 0 {
+        if !self.is_quantized() || head_dim == 0 || !head_dim.is_multiple_of(64) {
             return 0;
         }
         1 << head_dim.trailing_zeros()
@@ -97,7 +97,7 @@ impl CacheType {
     /// Size of the Hadamard rotation values are stored in (0: none), as llama.cpp's
     /// `attn_rot_v`: 64 for quantized caches with a head size that is a multiple of 64.
     pub fn value_rotation(self, head_dim: usize) -> usize {
-        if !self.is_quantized() || head_dim == 0 || head_dim % 64 != 0 {
+        if !self.is_quantized() || head_dim == 0 || !head_dim.is_multiple_of(64) {
             return 0;
         }
         64
@@ -141,7 +141,7 @@ fn quantize_q8_0(src: &[f32], dst: &mut [BlockQ8_0]) {
 /// `(u + v, u - v)` at strides 1, 2, 4, ... The transform is symmetric and its own inverse.
 pub fn hadamard(x: &mut [f32], n: usize) {
     assert!(
-        n.is_power_of_two() && x.len() % n == 0,
+        n.is_power_of_two() && x.len().is_multiple_of(n),
         "hadamard of {} by {n}",
         x.len()
     );
@@ -181,7 +181,7 @@ impl Rows {
             CacheType::F32 => Rows::F32(vec![0.0; len]),
             CacheType::F16 => Rows::F16(vec![f16::ZERO; len]),
             CacheType::Q8_0 => {
-                assert!(rot == 0 || (rot.is_power_of_two() && len % rot == 0));
+                assert!(rot == 0 || (rot.is_power_of_two() && len.is_multiple_of(rot)));
                 Rows::Q8_0 {
                     blocks: vec![BlockQ8_0::zeroed(); len / QK8_0],
                     rot,
@@ -210,13 +210,13 @@ impl Rows {
             }
             Rows::Q8_0 { blocks, rot } => {
                 assert!(
-                    at % QK8_0 == 0 && src.len() % QK8_0 == 0,
+                    at.is_multiple_of(QK8_0) && src.len().is_multiple_of(QK8_0),
                     "Q8_0 cache write of {} values at {at} is not whole blocks",
                     src.len()
                 );
                 let dst = &mut blocks[at / QK8_0..(at + src.len()) / QK8_0];
                 if *rot > 0 {
-                    assert!(at % *rot == 0, "rotated cache write at {at}");
+                    assert!(at.is_multiple_of(*rot), "rotated cache write at {at}");
                     let mut r = src.to_vec();
                     hadamard(&mut r, *rot);
                     quantize_q8_0(&r, dst);
@@ -239,7 +239,7 @@ impl Rows {
                 }
             }
             Rows::Q8_0 { blocks: v, .. } => {
-                debug_assert!(at % QK8_0 == 0 && n % QK8_0 == 0);
+                debug_assert!(at.is_multiple_of(QK8_0) && n.is_multiple_of(QK8_0));
                 BlockQ8_0::dequantize(&v[at / QK8_0..(at + n) / QK8_0], out);
             }
         }
@@ -262,7 +262,7 @@ impl KvCache {
     /// Whether a cache of type `ty` can hold heads of `head_dim` values: a Q8_0 block must not
     /// straddle two heads. Call before [`KvCache::new`], which panics on such a shape.
     pub fn check(ty: CacheType, head_dim: usize) -> Result<(), CacheError> {
-        if head_dim == 0 || head_dim % ty.block_elems() != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(ty.block_elems()) {
             return Err(CacheError::HeadDim {
                 ty: ty.name(),
                 block: ty.block_elems(),

@@ -271,7 +271,7 @@ pub fn blocks_as_bytes_mut<B: Pod>(blocks: &mut [B]) -> &mut [u8] {
 /// The number of whole `B` blocks in `bytes`, or why they cannot be viewed as such.
 fn check_view<B: QuantBlock>(bytes: &[u8]) -> Result<usize, QuantError> {
     let size = size_of::<B>();
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return Err(QuantError::RaggedBytes {
             ty: B::TYPE,
             len: bytes.len(),

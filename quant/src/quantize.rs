@@ -37,7 +37,7 @@ fn c_max(a: f32, b: f32) -> f32 {
 
 /// Checks that `src` fills `dst` exactly.
 pub(crate) fn check_lengths<B: QuantBlock>(src: &[f32], dst: &[B]) -> Result<(), QuantError> {
-    if src.len() % B::BLOCK_ELEMS != 0 {
+    if !src.len().is_multiple_of(B::BLOCK_ELEMS) {
         return Err(QuantError::RaggedElems {
             ty: B::TYPE,
             len: src.len(),

@@ -136,7 +136,7 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], out: &mut [u8]) -> Result<(), Qua
             if !B::CAN_QUANTIZE {
                 return Err(QuantError::Unsupported(B::TYPE));
             }
-            if self.src.len() % B::BLOCK_ELEMS != 0 {
+            if !self.src.len().is_multiple_of(B::BLOCK_ELEMS) {
                 return Err(QuantError::RaggedElems {
                     ty: B::TYPE,
                     len: self.src.len(),

@@ -117,7 +117,7 @@ impl GgmlType {
 
     /// Whether a row of `n` elements is a whole number of blocks.
     pub fn fits_row(self, n: u64) -> bool {
-        n % self.block_elems() as u64 == 0
+        n.is_multiple_of(self.block_elems() as u64)
     }
 
     /// Bytes taken by `n` elements, `None` if `n` is not a whole number of blocks or on overflow.

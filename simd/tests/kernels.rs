@@ -23,7 +23,7 @@ impl Rng {
             .map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32)
             .sum();
         let v = (u - 2.0) * 1.7;
-        if self.next() % 97 == 0 {
+        if self.next().is_multiple_of(97) {
             v * 40.0
         } else {
             v

@@ -6,7 +6,7 @@
 /// so long rows (8192 wide) do not lose precision against the reference.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let n = weight.len();
-    debug_assert!(n > 0 && x.len() % n == 0 && out.len() == x.len());
+    debug_assert!(n > 0 && x.len().is_multiple_of(n) && out.len() == x.len());
     for (row, dst) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
         let sum: f64 = row.iter().map(|&v| (v * v) as f64).sum();
         let mean = (sum / n as f64) as f32;

@@ -211,7 +211,7 @@ impl ThreadPool {
                 s.abandon(epoch);
             }
             spins += 1;
-            if spins % 1024 == 0 {
+            if spins.is_multiple_of(1024) {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -243,7 +243,7 @@ fn worker(s: &Shared, me: usize) {
                 break e;
             }
             spins += 1;
-            if spins % 256 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(256) && start.elapsed() > SPIN {
                 std::thread::park_timeout(Duration::from_millis(100));
             } else {
                 std::hint::spin_loop();

@@ -72,7 +72,7 @@ fn act_bytes_k(cols: usize) -> usize {
 /// path uses), each block then laid out by `lay` into its `block_bytes` bytes of `dst`.
 fn quantize_k_with(src: &[f32], dst: &mut [u8], block_bytes: usize, lay: fn(&BlockQ8K, &mut [u8])) {
     assert!(
-        src.len() % QK_K == 0 && dst.len() >= src.len() / QK_K * block_bytes,
+        src.len().is_multiple_of(QK_K) && dst.len() >= src.len() / QK_K * block_bytes,
         "activation row layout"
     );
     let mut q = BlockQ8K::zeroed();
@@ -111,7 +111,7 @@ fn quantize_act_k(src: &[f32], dst: &mut [u8]) {
 }
 
 /// The start of activation row `row` (at `row * stride` in `act`), checked to hold `bytes`.
-fn row_ptr(act: &[u8], stride: usize, row: usize, bytes: usize) -> *const u8 {
+pub(super) fn row_ptr(act: &[u8], stride: usize, row: usize, bytes: usize) -> *const u8 {
     let start = row * stride;
     assert!(
         start + bytes <= act.len(),
@@ -132,7 +132,7 @@ fn interleave(lo: __m256i, hi: __m256i) -> (__m256i, __m256i) {
 /// `p` points at 32 readable bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load(p: *const u8) -> __m256i {
+pub(super) unsafe fn load(p: *const u8) -> __m256i {
     // SAFETY: by the caller's contract.
     unsafe { _mm256_loadu_si256(p.cast()) }
 }
@@ -226,13 +226,13 @@ unsafe fn q6_k<const N: usize>(x: &[BlockQ6K], y: [*const u8; N]) -> [f32; N] {
 const COLS: usize = 4;
 
 /// A kernel run over the tokens `first .. first + N`, its results stored.
-trait Tile {
+pub(super) trait Tile {
     fn run<const N: usize>(&mut self, first: usize);
 }
 
 /// Runs `t` over `n` tokens: `W` at a time, then (if `W` is wider) eight and four at a time,
 /// then the last one to three.
-fn tiles<const W: usize>(n: usize, t: &mut impl Tile) {
+pub(super) fn tiles<const W: usize>(n: usize, t: &mut impl Tile) {
     let mut first = 0;
     while first + W <= n {
         t.run::<W>(first);
@@ -331,12 +331,12 @@ pub static Q6_K: Gemm = Gemm {
 /// Bytes of one activation block of the 32-element layout.
 const ACT32: usize = 40;
 /// Weight rows per call of the 32-element kernels.
-const ROWS: usize = 8;
+pub(super) const ROWS: usize = 8;
 /// Tokens per call of the eight-row kernels: the unpacked block (eight registers) serves
 /// sixteen tokens; LLVM keeps it in registers and runs the token loop rolled, its accumulators
 /// in memory. Four tokens per call (unrolled, accumulators in registers) measured a fifth
 /// slower than eight, and sixteen 10% (Q4_0) to 15% (Q4_K) faster than eight.
-const WIDE: usize = 16;
+pub(super) const WIDE: usize = 16;
 
 fn act_bytes_32(cols: usize) -> usize {
     cols / 32 * ACT32
@@ -346,7 +346,7 @@ fn act_bytes_32(cols: usize) -> usize {
 /// `extra(d, Σq)` (d before its rounding to f16).
 fn quantize_32_with(src: &[f32], dst: &mut [u8], extra: fn(f32, i32) -> [u8; 4]) {
     assert!(
-        src.len() % 32 == 0 && dst.len() >= act_bytes_32(src.len()),
+        src.len().is_multiple_of(32) && dst.len() >= act_bytes_32(src.len()),
         "activation row layout"
     );
     for (x, out) in src.chunks_exact(32).zip(dst.chunks_exact_mut(ACT32)) {
@@ -387,7 +387,7 @@ fn quantize_act_q8_1(src: &[f32], dst: &mut [u8]) {
 /// `r[v]` becomes the eight rows' 4-byte groups `v` (row `k` in lane `k`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn transpose(r: [__m256i; 8]) -> [__m256i; 8] {
+pub(super) fn transpose(r: [__m256i; 8]) -> [__m256i; 8] {
     let t = [
         _mm256_unpacklo_epi32(r[0], r[1]),
         _mm256_unpackhi_epi32(r[0], r[1]),
@@ -435,7 +435,7 @@ pub(super) fn widen8(h: [F16Le; 8]) -> __m256 {
 /// `y` points at block `i` of a row of this layout.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn group(y: *const u8, v: usize) -> __m256i {
+pub(super) unsafe fn group(y: *const u8, v: usize) -> __m256i {
     // SAFETY: by the caller's contract, 4 bytes at 4v < 32.
     _mm256_set1_epi32(unsafe { std::ptr::read_unaligned(y.add(4 * v).cast::<i32>()) })
 }
@@ -645,14 +645,14 @@ unsafe fn eight_blocks<B: Block32>(b: [&B; ROWS]) -> ([__m256i; 8], __m256, __m2
 /// The eight rows' blocks by index, the rows' lengths checked once. Indexing the rows in the
 /// block loop (`x.map(|row| &row[i])`) costs an out-of-line call per block, with a `vzeroupper`
 /// and the constants reloaded after it.
-struct EightRowBlocks<'a, B> {
+pub(super) struct EightRowBlocks<'a, B> {
     rows: [*const B; ROWS],
     blocks: usize,
     _rows: std::marker::PhantomData<&'a [B]>,
 }
 
 impl<'a, B> EightRowBlocks<'a, B> {
-    fn new(x: [&'a [B]; ROWS], blocks: usize) -> Self {
+    pub(super) fn new(x: [&'a [B]; ROWS], blocks: usize) -> Self {
         for row in x {
             assert!(row.len() >= blocks, "weight rows of `blocks` blocks");
         }
@@ -665,7 +665,7 @@ impl<'a, B> EightRowBlocks<'a, B> {
 
     /// Block `i` of every row.
     #[inline(always)]
-    fn at(&self, i: usize) -> [&'a B; ROWS] {
+    pub(super) fn at(&self, i: usize) -> [&'a B; ROWS] {
         assert!(i < self.blocks, "block within the rows");
         // SAFETY: every row holds `blocks` > i blocks (checked in `new`), borrowed for 'a.
         self.rows.map(|p| unsafe { &*p.add(i) })
@@ -802,7 +802,10 @@ fn gemm_eight_rows<B: EightRows, D: ByteDot>(
         (1..=ROWS).contains(&rows),
         "1 to {ROWS} weight rows per call"
     );
-    assert!(weights.len() % rows == 0, "weight rows of one length");
+    assert!(
+        weights.len().is_multiple_of(rows),
+        "weight rows of one length"
+    );
     let rb = weights.len() / rows;
     let row = |r: usize| {
         // Rows past `rows` repeat the first; their lanes are never stored.
@@ -860,16 +863,16 @@ pub static IQ4_NL: Gemm = eight_row_path::<BlockIq4Nl, Madd>();
 /// Bytes of one activation block of the eight-row Q4_K layout: the 256 Q8_K quants in element
 /// order, the eight sums of the quants of each 32-element sub-block (i16), the f32 scale,
 /// padding.
-const ACT_K8: usize = 288;
-const K8_SUMS_AT: usize = 256;
-const K8_D_AT: usize = 272;
+pub(super) const ACT_K8: usize = 288;
+pub(super) const K8_SUMS_AT: usize = 256;
+pub(super) const K8_D_AT: usize = 272;
 
-fn act_bytes_k8(cols: usize) -> usize {
+pub(super) fn act_bytes_k8(cols: usize) -> usize {
     cols / QK_K * ACT_K8
 }
 
 /// The eight-row Q4_K layout: the quants, the 32-element sums, the scale.
-fn quantize_act_k8(src: &[f32], dst: &mut [u8]) {
+pub(super) fn quantize_act_k8(src: &[f32], dst: &mut [u8]) {
     quantize_k_with(src, dst, ACT_K8, |q, out| {
         for (o, &v) in out[..QK_K].iter_mut().zip(&q.qs) {
             *o = v as u8;

@@ -44,7 +44,7 @@ fn act_bytes(cols: usize) -> usize {
 /// rounding to f16).
 fn quantize_with(src: &[f32], dst: &mut [u8], extra: fn(f32, i32) -> [u8; 4]) {
     assert!(
-        src.len() % 32 == 0 && dst.len() >= act_bytes(src.len()),
+        src.len().is_multiple_of(32) && dst.len() >= act_bytes(src.len()),
         "activation row layout"
     );
     let dst = &mut dst[..act_bytes(src.len())];

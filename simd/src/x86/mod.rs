@@ -4,5 +4,6 @@ pub mod avx2;
 pub mod avx2_gemm;
 pub mod avx2_gemv;
 pub mod avx2_vec;
+mod avx512_gemm;
 mod dot;
 pub mod vnni;

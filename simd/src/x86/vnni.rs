@@ -4,7 +4,8 @@
 //! Q4_K prompt path. Everything else is the AVX2 set's (both sets' CPUs run AVX2).
 //!
 //! - `avx512`: AVX-512 F, BW, VL and VNNI (Ice Lake and later Xeons and laptops, Zen 4 and 5):
-//!   the EVEX `vpdpbusd` on 256-bit registers.
+//!   the EVEX `vpdpbusd` on 256-bit registers, and a Q4_K prompt path of its own in 512-bit
+//!   registers ([`super::avx512_gemm`]).
 //! - `avxvnni`: AVX-VNNI (Alder Lake and later Intel cores, which lack AVX-512; Zen 5): the VEX
 //!   `vpdpbusd`.
 //!
@@ -18,7 +19,7 @@
 use hearth_quant::{BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, GgmlType};
 
 use super::dot::{Avx512Vnni, AvxVnni, ByteDot};
-use super::{avx2, avx2_gemm, avx2_gemv};
+use super::{avx2, avx2_gemm, avx2_gemv, avx512_gemm};
 use crate::MatKernels;
 
 /// The CPU features of the `avx512` set.
@@ -88,8 +89,24 @@ const fn table<D: ByteDot>() -> [MatKernels; 15] {
     t
 }
 
+/// The `avx512` set's entries: [`table`]'s, with the sixteen-row 512-bit Q4_K prompt path.
+const fn avx512_table() -> [MatKernels; 15] {
+    let mut t = table::<Avx512Vnni>();
+    let mut i = 0;
+    while i < t.len() {
+        if matches!(t[i].ty, GgmlType::Q4K) {
+            t[i] = MatKernels {
+                gemm: Some(&avx512_gemm::Q4_K),
+                ..t[i]
+            };
+        }
+        i += 1;
+    }
+    t
+}
+
 /// The `avx512` set's entries.
-pub static TABLE_AVX512: [MatKernels; 15] = table::<Avx512Vnni>();
+pub static TABLE_AVX512: [MatKernels; 15] = avx512_table();
 
 /// The `avxvnni` set's entries.
 pub static TABLE_AVXVNNI: [MatKernels; 15] = table::<AvxVnni>();
