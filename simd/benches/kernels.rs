@@ -5,7 +5,8 @@
 //! weights read, and the prompt kernels (`vec_dot_n` on the
 //! plain activations, and the set's own prompt path where it has one) in G multiply-adds per
 //! second of CPU time, over the matrix shapes of R1-Distill-Qwen-1.5B (1536×1536 attention, 8960×1536 FFN
-//! up/gate, 1536×8960 FFN down). Median of several runs; no assertions (speed claims are
+//! up/gate, 1536×8960 FFN down), and SmolLM2-135M's FFN up/gate (1536×576: rows of 18 blocks of
+//! 32, where per-row costs show). Median of several runs; no assertions (speed claims are
 //! measured side by side with llama.cpp, see the closing notes and `hearth bench`).
 
 use hearth_quant::{quantize_row, GgmlType};
@@ -156,14 +157,9 @@ fn bench(set: &str, k: &MatKernels, rows: usize, cols: usize) {
         (g.quantize_act)(&x[..cols], &mut own.all()[..gb]);
         let gs = own.stride;
         let mut outs = vec![0f32; g.rows];
-        let gr = if std::env::var("ROWS1").is_ok() {
-            1
-        } else {
-            g.rows
-        };
         let t1 = median(7, || {
             let a = &*own.all();
-            for rows in w.chunks(rb * gr) {
+            for rows in w.chunks(rb * g.rows) {
                 let n = rows.len() / rb;
                 (g.kernel)(rows, n, a, gs, 1, &mut outs, n);
                 out[0] += outs[0];

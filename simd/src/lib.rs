@@ -11,10 +11,11 @@
 //! vector code so that hearth rounds where llama.cpp rounds.
 //!
 //! Sets: `scalar` ([`scalar`], hearth-quant's reference code, every CPU), on x86-64 `avx2`
-//! ([`x86::avx2`], AVX2 + FMA + F16C), on aarch64 `neon` ([`arm::neon`], every 64-bit ARM CPU)
+//! ([`x86::avx2`], AVX2 + FMA + F16C), `avxvnni` and `avx512` ([`x86::vnni`]: the AVX2 set with
+//! `vpdpbusd` where it pays, for CPUs with AVX-VNNI or AVX-512 VNNI), on aarch64 `neon` ([`arm::neon`], every 64-bit ARM CPU)
 //! and `neon-dotprod` (the same kernels with the ARMv8.2 `sdot` byte dot product). The best set
 //! the CPU reports is chosen on first use, never from compile-time flags, so one binary runs
-//! everywhere; `HEARTH_KERNELS=scalar|avx2|neon|neon-dotprod` forces a set ([`select`] fails if
+//! everywhere; `HEARTH_KERNELS=scalar|avx2|avxvnni|avx512|neon|neon-dotprod` forces a set ([`select`] fails if
 //! the CPU lacks it). A set that lacks a type falls back to the scalar entry for it.
 
 #[cfg(target_arch = "aarch64")]
