@@ -329,7 +329,7 @@ pub static Q6_K: Gemm = Gemm {
 // ---- Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL: eight weight rows per call ----
 
 /// Bytes of one activation block of the 32-element layout.
-const ACT32: usize = 40;
+pub(super) const ACT32: usize = 40;
 /// Weight rows per call of the 32-element kernels.
 pub(super) const ROWS: usize = 8;
 /// Tokens per call of the eight-row kernels: the unpacked block (eight registers) serves
@@ -338,7 +338,7 @@ pub(super) const ROWS: usize = 8;
 /// slower than eight, and sixteen 10% (Q4_0) to 15% (Q4_K) faster than eight.
 pub(super) const WIDE: usize = 16;
 
-fn act_bytes_32(cols: usize) -> usize {
+pub(super) fn act_bytes_32(cols: usize) -> usize {
     cols / 32 * ACT32
 }
 
@@ -373,12 +373,12 @@ pub(super) fn quantize_block(
 }
 
 /// Q8_0, with the quants' sum.
-fn quantize_act_q8_0(src: &[f32], dst: &mut [u8]) {
+pub(super) fn quantize_act_q8_0(src: &[f32], dst: &mut [u8]) {
     quantize_32_with(src, dst, |_, sum| sum.to_le_bytes());
 }
 
 /// Q8_1, with its `s` (`d · Σq` rounded to f16, as the plain Q8_1 rows hold it).
-fn quantize_act_q8_1(src: &[f32], dst: &mut [u8]) {
+pub(super) fn quantize_act_q8_1(src: &[f32], dst: &mut [u8]) {
     quantize_32_with(src, dst, |d, sum| {
         F16Le::from_f32(d * sum as f32).to_f32().to_le_bytes()
     });
@@ -445,7 +445,7 @@ pub(super) unsafe fn group(y: *const u8, v: usize) -> __m256i {
 /// # Safety
 /// `y` points at an activation block of this layout.
 #[inline]
-unsafe fn scale_and_extra(y: *const u8) -> (f32, [u8; 4]) {
+pub(super) unsafe fn scale_and_extra(y: *const u8) -> (f32, [u8; 4]) {
     // SAFETY: by the caller's contract, bytes 32..40 of the block.
     unsafe {
         (

@@ -17,12 +17,13 @@
 
 use std::arch::x86_64::*;
 
-use hearth_quant::{blocks_from_bytes, BlockQ4K};
+use hearth_quant::{blocks_from_bytes, BlockQ4K, QuantBlock};
 
 use super::avx2::k4_scales_mins;
 use super::avx2_gemm::{
-    act_bytes_k8, load, quantize_act_k8, row_ptr, tiles, transpose, widen8, EightRowBlocks, Tile,
-    ACT_K8, K8_D_AT, K8_SUMS_AT, ROWS, WIDE,
+    act_bytes_32, act_bytes_k8, load, quantize_act_k8, quantize_act_q8_0, quantize_act_q8_1,
+    row_ptr, scale_and_extra, tiles, widen8, EightRowBlocks, Term, Tile, Widen, ACT32, ACT_K8,
+    K8_D_AT, K8_SUMS_AT, ROWS, WIDE,
 };
 use crate::Gemm;
 
@@ -41,6 +42,41 @@ fn join(lo: __m256i, hi: __m256i) -> __m512i {
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn join_ps(lo: __m256, hi: __m256) -> __m512 {
     _mm512_castsi512_ps(join(_mm256_castps_si256(lo), _mm256_castps_si256(hi)))
+}
+
+/// The eight-row kernels' `transpose` of both 256-bit halves at once: `r[v]` becomes the 4-byte groups `v` of rows
+/// 0-7 (from the low halves) and of rows 8-15 (from the high halves).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn transpose16(r: [__m512i; 8]) -> [__m512i; 8] {
+    let t = [
+        _mm512_unpacklo_epi32(r[0], r[1]),
+        _mm512_unpackhi_epi32(r[0], r[1]),
+        _mm512_unpacklo_epi32(r[2], r[3]),
+        _mm512_unpackhi_epi32(r[2], r[3]),
+        _mm512_unpacklo_epi32(r[4], r[5]),
+        _mm512_unpackhi_epi32(r[4], r[5]),
+        _mm512_unpacklo_epi32(r[6], r[7]),
+        _mm512_unpackhi_epi32(r[6], r[7]),
+    ];
+    let u = [
+        _mm512_unpacklo_epi64(t[0], t[2]),
+        _mm512_unpackhi_epi64(t[0], t[2]),
+        _mm512_unpacklo_epi64(t[1], t[3]),
+        _mm512_unpackhi_epi64(t[1], t[3]),
+        _mm512_unpacklo_epi64(t[4], t[6]),
+        _mm512_unpackhi_epi64(t[4], t[6]),
+        _mm512_unpacklo_epi64(t[5], t[7]),
+        _mm512_unpackhi_epi64(t[5], t[7]),
+    ];
+    // Per 256-bit half, as `vperm2i128` 0x20 and 0x31 do for one: the first (or second)
+    // 128-bit lanes of u[a] and u[a + 4].
+    let first = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    let second = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    std::array::from_fn(|v| {
+        let idx = if v < 4 { first } else { second };
+        _mm512_permutex2var_epi64(u[v % 4], idx, u[v % 4 + 4])
+    })
 }
 
 /// The 4-byte group `v` at `y`, broadcast.
@@ -68,48 +104,50 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
     y: [*const u8; N],
 ) -> [__m512; N] {
     let mut acc = [_mm512_setzero_ps(); N];
-    let low = _mm256_set1_epi8(0x0f);
+    let low = _mm512_set1_epi8(0x0f);
     let low16 = _mm512_set1_epi32(0xffff);
     let (lo, hi) = (
         EightRowBlocks::new(lo, blocks),
         EightRowBlocks::new(hi, blocks),
     );
-    // An eight-row half's (scale, min) i16 pairs, transposed: register v holds every row's
-    // pair (scale 2v, scale 2v + 1) for v < 4, (min 2v − 8, min 2v − 7) for v ≥ 4.
-    let scales_mins = |b: [&BlockQ4K; ROWS]| {
-        transpose(b.map(|b| {
-            let u = k4_scales_mins(&b.scales);
-            _mm256_cvtepu8_epi16(_mm_set_epi32(
-                u[3] as i32,
-                u[2] as i32,
-                u[1] as i32,
-                u[0] as i32,
-            ))
-        }))
+    // A row's six-bit scales and mins as i16 (scales 0-7, then mins 0-7).
+    let widen = |b: &BlockQ4K| {
+        let u = k4_scales_mins(&b.scales);
+        _mm256_cvtepu8_epi16(_mm_set_epi32(
+            u[3] as i32,
+            u[2] as i32,
+            u[1] as i32,
+            u[0] as i32,
+        ))
     };
     for i in 0..blocks {
         let (bl, bh) = (lo.at(i), hi.at(i));
-        let (sl, sh) = (scales_mins(bl), scales_mins(bh));
-        let sm: [__m512i; 8] = std::array::from_fn(|v| join(sl[v], sh[v]));
+        // Register v: every row's i16 pair (scale 2v, scale 2v + 1) for v < 4, (min 2v − 8,
+        // min 2v − 7) for v ≥ 4.
+        let sm = transpose16(std::array::from_fn(|r| join(widen(bl[r]), widen(bh[r]))));
         let dx = join_ps(widen8(bl.map(|b| b.d)), widen8(bh.map(|b| b.d)));
         let mx = join_ps(widen8(bl.map(|b| b.dmin)), widen8(bh.map(|b| b.dmin)));
         let mut isum = [_mm512_setzero_si512(); N];
         for (k, &pair) in sm[..4].iter().enumerate() {
+            // Register r: the 32 bytes at 32·k of row r (low half) and of row r + 8.
+            let q: [__m512i; ROWS] = std::array::from_fn(|r| {
+                // SAFETY: 32 bytes of qs at 32 · k (qs is 128 long).
+                unsafe {
+                    join(
+                        load(bl[r].qs.as_ptr().add(32 * k)),
+                        load(bh[r].qs.as_ptr().add(32 * k)),
+                    )
+                }
+            });
             for half in 0..2 {
-                let quants = |b: [&BlockQ4K; ROWS]| {
-                    transpose(b.map(|b| {
-                        // SAFETY: 32 bytes of qs at 32 · k (qs is 128 long).
-                        let q = unsafe { load(b.qs.as_ptr().add(32 * k)) };
-                        let q = if half == 0 {
-                            q
-                        } else {
-                            _mm256_srli_epi16::<4>(q)
-                        };
-                        _mm256_and_si256(q, low)
-                    }))
-                };
-                let (wl, wh) = (quants(bl), quants(bh));
-                let w: [__m512i; 8] = std::array::from_fn(|v| join(wl[v], wh[v]));
+                let w = transpose16(q.map(|q| {
+                    let q = if half == 0 {
+                        q
+                    } else {
+                        _mm512_srli_epi16::<4>(q)
+                    };
+                    _mm512_and_si512(q, low)
+                }));
                 // Each row's scale of sub-block 2k + half, as i32.
                 let s = if half == 0 {
                     _mm512_and_si512(pair, low16)
@@ -150,10 +188,131 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
     acc
 }
 
-/// Up to sixteen Q4_K rows against the tokens of a call.
-struct SixteenRowTiles<'a> {
-    lo: [&'a [BlockQ4K]; ROWS],
-    hi: [&'a [BlockQ4K]; ROWS],
+/// A weight type of the sixteen-row kernels.
+trait SixteenRows: QuantBlock {
+    /// Bytes of one activation block of the type's layout.
+    const ACT: usize;
+    /// Sixteen weight rows (`lo` rows 0-7, `hi` rows 8-15, each `blocks` blocks) against `N`
+    /// tokens, each row's dot product in its own lane.
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C and AVX-512 F, BW, VL and VNNI are available; every row holds `blocks`
+    /// blocks and every `y[c]` that many activation blocks.
+    unsafe fn dots<const N: usize>(
+        lo: [&[Self]; ROWS],
+        hi: [&[Self]; ROWS],
+        blocks: usize,
+        y: [*const u8; N],
+    ) -> [__m512; N];
+}
+
+impl SixteenRows for BlockQ4K {
+    const ACT: usize = ACT_K8;
+    unsafe fn dots<const N: usize>(
+        lo: [&[Self]; ROWS],
+        hi: [&[Self]; ROWS],
+        blocks: usize,
+        y: [*const u8; N],
+    ) -> [__m512; N] {
+        // SAFETY: by the caller's contract.
+        unsafe { q4_k_sixteen_rows::<N>(lo, hi, blocks, y) }
+    }
+}
+
+impl<B: Widen> SixteenRows for B {
+    const ACT: usize = ACT32;
+    unsafe fn dots<const N: usize>(
+        lo: [&[Self]; ROWS],
+        hi: [&[Self]; ROWS],
+        blocks: usize,
+        y: [*const u8; N],
+    ) -> [__m512; N] {
+        // SAFETY: by the caller's contract.
+        unsafe { sixteen_rows::<B, N>(lo, hi, blocks, y) }
+    }
+}
+
+/// Sixteen rows of a 32-element type against `N` tokens, as the eight-row kernel's VNNI form
+/// does eight: per block, the rows' quants transposed by 4-byte groups (signed ones biased by
+/// 128); per block and token, eight `vpdpbusd` in two chains, the offset (or bias) or min term,
+/// one conversion and one multiply-add.
+///
+/// # Safety
+/// AVX2, FMA, F16C and AVX-512 F, BW, VL and VNNI are available; every row holds `blocks`
+/// blocks and every `y[c]` that many activation blocks of the 32-element layout.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn sixteen_rows<B: Widen, const N: usize>(
+    lo: [&[B]; ROWS],
+    hi: [&[B]; ROWS],
+    blocks: usize,
+    y: [*const u8; N],
+) -> [__m512; N] {
+    // The signed types are exactly those without an offset or min of their own.
+    const { assert!(B::SIGNED == matches!(B::TERM, Term::None)) };
+    let mut acc = [_mm512_setzero_ps(); N];
+    let (lo, hi) = (
+        EightRowBlocks::new(lo, blocks),
+        EightRowBlocks::new(hi, blocks),
+    );
+    for i in 0..blocks {
+        let (bl, bh) = (lo.at(i), hi.at(i));
+        // SAFETY: the CPU features by the caller's contract.
+        let w = transpose16(std::array::from_fn(|r| unsafe {
+            join(bl[r].quants(), bh[r].quants())
+        }));
+        // Signed weights biased to unsigned bytes (`w + 128`); the bias comes off with the
+        // token's quant sum, as Q4_0's and Q5_0's do (AVX-512 has no `vpsignb`).
+        let w = if B::SIGNED {
+            w.map(|w| _mm512_xor_si512(w, _mm512_set1_epi8(i8::MIN)))
+        } else {
+            w
+        };
+        let dx = join_ps(
+            widen8(bl.map(|b| b.scales().0)),
+            widen8(bh.map(|b| b.scales().0)),
+        );
+        let mx = join_ps(
+            widen8(bl.map(|b| b.scales().1)),
+            widen8(bh.map(|b| b.scales().1)),
+        );
+        for c in 0..N {
+            // SAFETY: block i of token c (the caller's contract).
+            let y = unsafe { y[c].add(i * ACT32) };
+            let mut part = [_mm512_setzero_si512(); 2];
+            for v in 0..8 {
+                // SAFETY: as above.
+                let a = unsafe { group16(y, v) };
+                part[v % 2] = _mm512_dpbusd_epi32(part[v % 2], w[v], a);
+            }
+            let sumi = _mm512_add_epi32(part[0], part[1]);
+            // SAFETY: as above.
+            let (dy, extra) = unsafe { scale_and_extra(y) };
+            let d = _mm512_mul_ps(dx, _mm512_set1_ps(dy));
+            acc[c] = match B::TERM {
+                Term::None | Term::Offset(_) => {
+                    let k = if let Term::Offset(k) = B::TERM {
+                        k
+                    } else {
+                        128
+                    };
+                    let sumi =
+                        _mm512_sub_epi32(sumi, _mm512_set1_epi32(k * i32::from_le_bytes(extra)));
+                    _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc[c])
+                }
+                Term::Min => {
+                    let a = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc[c]);
+                    _mm512_fmadd_ps(mx, _mm512_set1_ps(f32::from_le_bytes(extra)), a)
+                }
+            };
+        }
+    }
+    acc
+}
+
+/// Up to sixteen weight rows against the tokens of a call.
+struct SixteenRowTiles<'a, B> {
+    lo: [&'a [B]; ROWS],
+    hi: [&'a [B]; ROWS],
     rows: usize,
     act: &'a [u8],
     stride: usize,
@@ -161,14 +320,14 @@ struct SixteenRowTiles<'a> {
     out_stride: usize,
 }
 
-impl Tile for SixteenRowTiles<'_> {
+impl<B: SixteenRows> Tile for SixteenRowTiles<'_, B> {
     fn run<const N: usize>(&mut self, first: usize) {
         let blocks = self.lo[0].len();
-        let y = std::array::from_fn(|c| row_ptr(self.act, self.stride, first + c, blocks * ACT_K8));
+        let y = std::array::from_fn(|c| row_ptr(self.act, self.stride, first + c, blocks * B::ACT));
         // SAFETY: this set is only selected once AVX2, FMA, F16C and AVX-512 F, BW, VL and
         // VNNI are detected; every weight row holds `blocks` blocks and `row_ptr` checked the
         // tokens.
-        let acc = unsafe { q4_k_sixteen_rows::<N>(self.lo, self.hi, blocks, y) };
+        let acc = unsafe { B::dots::<N>(self.lo, self.hi, blocks, y) };
         for (c, a) in acc.into_iter().enumerate() {
             // SAFETY: __m512 and [f32; 16] have the same size, and every bit pattern is valid.
             let lanes: [f32; ROWS16] = unsafe { std::mem::transmute::<__m512, [f32; ROWS16]>(a) };
@@ -182,8 +341,8 @@ impl Tile for SixteenRowTiles<'_> {
     }
 }
 
-/// The [`Gemm::kernel`] of the sixteen-row Q4_K path.
-fn gemm_q4_k(
+/// The [`Gemm::kernel`] of a sixteen-row type.
+fn gemm_sixteen_rows<B: SixteenRows>(
     weights: &[u8],
     rows: usize,
     act: &[u8],
@@ -204,7 +363,7 @@ fn gemm_q4_k(
     let row = |r: usize| {
         // Rows past `rows` repeat the first; their lanes are never stored.
         let r = if r < rows { r } else { 0 };
-        blocks_from_bytes::<BlockQ4K>(&weights[r * rb..(r + 1) * rb]).expect("weight row layout")
+        blocks_from_bytes::<B>(&weights[r * rb..(r + 1) * rb]).expect("weight row layout")
     };
     tiles::<WIDE>(
         n,
@@ -225,5 +384,18 @@ pub static Q4_K: Gemm = Gemm {
     act_bytes: act_bytes_k8,
     quantize_act: quantize_act_k8,
     rows: ROWS16,
-    kernel: gemm_q4_k,
+    kernel: gemm_sixteen_rows::<BlockQ4K>,
 };
+
+/// The `avx512` set's sixteen-row prompt path of the 32-element type `B`.
+pub(super) const fn path<B: Widen>() -> Gemm {
+    Gemm {
+        act_bytes: act_bytes_32,
+        quantize_act: match B::TERM {
+            Term::Min => quantize_act_q8_1,
+            Term::None | Term::Offset(_) => quantize_act_q8_0,
+        },
+        rows: ROWS16,
+        kernel: gemm_sixteen_rows::<B>,
+    }
+}

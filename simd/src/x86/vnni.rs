@@ -4,8 +4,8 @@
 //! Q4_K prompt path. Everything else is the AVX2 set's (both sets' CPUs run AVX2).
 //!
 //! - `avx512`: AVX-512 F, BW, VL and VNNI (Ice Lake and later Xeons and laptops, Zen 4 and 5):
-//!   the EVEX `vpdpbusd` on 256-bit registers, and a Q4_K prompt path of its own in 512-bit
-//!   registers ([`super::avx512_gemm`]).
+//!   the EVEX `vpdpbusd` on 256-bit registers in the single-token paths, and prompt paths of
+//!   its own in 512-bit registers, sixteen rows per call ([`super::avx512_gemm`]).
 //! - `avxvnni`: AVX-VNNI (Alder Lake and later Intel cores, which lack AVX-512; Zen 5): the VEX
 //!   `vpdpbusd`.
 //!
@@ -20,7 +20,7 @@ use hearth_quant::{BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, Block
 
 use super::dot::{Avx512Vnni, AvxVnni, ByteDot};
 use super::{avx2, avx2_gemm, avx2_gemv, avx512_gemm};
-use crate::MatKernels;
+use crate::{Gemm, MatKernels};
 
 /// The CPU features of the `avx512` set.
 pub fn detected_avx512() -> bool {
@@ -89,17 +89,28 @@ const fn table<D: ByteDot>() -> [MatKernels; 15] {
     t
 }
 
-/// The `avx512` set's entries: [`table`]'s, with the sixteen-row 512-bit Q4_K prompt path.
+/// The `avx512` set's entries: [`table`]'s, with the sixteen-row 512-bit prompt paths.
 const fn avx512_table() -> [MatKernels; 15] {
     let mut t = table::<Avx512Vnni>();
     let mut i = 0;
     while i < t.len() {
-        if matches!(t[i].ty, GgmlType::Q4K) {
-            t[i] = MatKernels {
-                gemm: Some(&avx512_gemm::Q4_K),
-                ..t[i]
-            };
-        }
+        let gemm: &'static Gemm = match t[i].ty {
+            GgmlType::Q4K => &avx512_gemm::Q4_K,
+            GgmlType::Q4_0 => &const { avx512_gemm::path::<BlockQ4_0>() },
+            GgmlType::Q4_1 => &const { avx512_gemm::path::<BlockQ4_1>() },
+            GgmlType::Q5_0 => &const { avx512_gemm::path::<BlockQ5_0>() },
+            GgmlType::Q5_1 => &const { avx512_gemm::path::<BlockQ5_1>() },
+            GgmlType::Q8_0 => &const { avx512_gemm::path::<BlockQ8_0>() },
+            GgmlType::Iq4Nl => &const { avx512_gemm::path::<BlockIq4Nl>() },
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        t[i] = MatKernels {
+            gemm: Some(gemm),
+            ..t[i]
+        };
         i += 1;
     }
     t
