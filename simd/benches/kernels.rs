@@ -186,7 +186,8 @@ fn main() {
             if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
                 continue;
             }
-            for &(rows, cols) in SHAPES {
+            // SmolLM2's 576 columns are no whole number of 256-element blocks.
+            for &(rows, cols) in SHAPES.iter().filter(|s| s.1 % ty.block_elems() == 0) {
                 bench(set.name, k, rows, cols);
             }
         }

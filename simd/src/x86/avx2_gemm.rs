@@ -70,7 +70,12 @@ fn act_bytes_k(cols: usize) -> usize {
 
 /// Q8_K quantization of a row (the set's, byte for byte hearth-quant's, as the matrix-vector
 /// path uses), each block then laid out by `lay` into its `block_bytes` bytes of `dst`.
-fn quantize_k_with(src: &[f32], dst: &mut [u8], block_bytes: usize, lay: fn(&BlockQ8K, &mut [u8])) {
+pub(super) fn quantize_k_with(
+    src: &[f32],
+    dst: &mut [u8],
+    block_bytes: usize,
+    lay: fn(&BlockQ8K, &mut [u8]),
+) {
     assert!(
         src.len().is_multiple_of(QK_K) && dst.len() >= src.len() / QK_K * block_bytes,
         "activation row layout"

@@ -17,13 +17,13 @@
 
 use std::arch::x86_64::*;
 
-use hearth_quant::{blocks_from_bytes, BlockQ4K, QuantBlock};
+use hearth_quant::{blocks_from_bytes, BlockQ4K, BlockQ6K, QuantBlock, QK_K};
 
 use super::avx2::k4_scales_mins;
 use super::avx2_gemm::{
     act_bytes_32, act_bytes_k8, load, quantize_act_k8, quantize_act_q8_0, quantize_act_q8_1,
-    row_ptr, scale_and_extra, tiles, widen8, EightRowBlocks, Term, Tile, Widen, ACT32, ACT_K8,
-    K8_D_AT, K8_SUMS_AT, ROWS, WIDE,
+    quantize_k_with, row_ptr, scale_and_extra, tiles, widen8, EightRowBlocks, Term, Tile, Widen,
+    ACT32, ACT_K8, K8_D_AT, K8_SUMS_AT, ROWS, WIDE,
 };
 use crate::Gemm;
 
@@ -308,6 +308,159 @@ unsafe fn sixteen_rows<B: Widen, const N: usize>(
     }
     acc
 }
+
+// ---- Q6_K ----
+
+/// Bytes of one activation block of the sixteen-row Q6_K layout: the 256 Q8_K quants in
+/// element order, the sixteen 16-element sums (i16), the f32 scale, padding.
+const ACT_K16: usize = 320;
+const K16_SUMS_AT: usize = 256;
+const K16_D_AT: usize = 288;
+
+fn act_bytes_k16(cols: usize) -> usize {
+    cols / QK_K * ACT_K16
+}
+
+/// The sixteen-row Q6_K layout: the quants, the 16-element sums, the scale.
+fn quantize_act_k16(src: &[f32], dst: &mut [u8]) {
+    quantize_k_with(src, dst, ACT_K16, |q, out| {
+        for (o, &v) in out[..QK_K].iter_mut().zip(&q.qs) {
+            *o = v as u8;
+        }
+        for (o, s) in out[K16_SUMS_AT..K16_D_AT].chunks_exact_mut(2).zip(q.bsums) {
+            o.copy_from_slice(&s.to_le_bytes());
+        }
+        out[K16_D_AT..K16_D_AT + 4].copy_from_slice(&q.d.to_le_bytes());
+        out[K16_D_AT + 4..].fill(0);
+    });
+}
+
+impl SixteenRows for BlockQ6K {
+    const ACT: usize = ACT_K16;
+    unsafe fn dots<const N: usize>(
+        lo: [&[Self]; ROWS],
+        hi: [&[Self]; ROWS],
+        blocks: usize,
+        y: [*const u8; N],
+    ) -> [__m512; N] {
+        // SAFETY: by the caller's contract.
+        unsafe { q6_k_sixteen_rows::<N>(lo, hi, blocks, y) }
+    }
+}
+
+/// A Q6_K row's 32 quants `32·c .. 32·c + 32` (stored `q + 32`, 0 to 63), as bytes.
+///
+/// # Safety
+/// AVX2 is available; `c < 8`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_k_chunk(b: &BlockQ6K, c: usize) -> __m256i {
+    // Chunk c = 4·half + j: low nibbles of ql[64·half + 32·(j % 2)..] (j < 2) or their high
+    // nibbles (j ≥ 2), and bits 2j, 2j + 1 of qh[32·half..].
+    let (half, j) = (c / 4, c % 4);
+    // SAFETY: 32 bytes of ql at 64·half + 32·(j % 2) ≤ 96, of qh at 32·half ≤ 32.
+    let (l, h) = unsafe {
+        (
+            load(b.ql.as_ptr().add(64 * half + 32 * (j % 2))),
+            load(b.qh.as_ptr().add(32 * half)),
+        )
+    };
+    let l = if j < 2 { l } else { _mm256_srli_epi16::<4>(l) };
+    let h = match j {
+        0 => h,
+        1 => _mm256_srli_epi16::<2>(h),
+        2 => _mm256_srli_epi16::<4>(h),
+        _ => _mm256_srli_epi16::<6>(h),
+    };
+    _mm256_or_si256(
+        _mm256_and_si256(l, _mm256_set1_epi8(0x0f)),
+        _mm256_slli_epi16::<4>(_mm256_and_si256(h, _mm256_set1_epi8(3))),
+    )
+}
+
+/// Sixteen Q6_K rows against `N` tokens: per 32-element chunk, the rows' quants transposed by
+/// 4-byte groups; per chunk and token, two chains of four `vpdpbusd` (one per 16-element
+/// sub-block) and a `vpmulld` by each sub-block's scale; per block and token, eight
+/// `vpmaddwd` of the rows' scale pairs with the token's pairs of 16-element sums for the
+/// `32·Σ scale·sum` that the stored `q + 32` adds, one conversion and one multiply-add.
+///
+/// # Safety
+/// AVX2, FMA, F16C and AVX-512 F, BW, VL and VNNI are available; every row holds `blocks`
+/// blocks and every `y[c]` that many activation blocks of the sixteen-row Q6_K layout.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_k_sixteen_rows<const N: usize>(
+    lo: [&[BlockQ6K]; ROWS],
+    hi: [&[BlockQ6K]; ROWS],
+    blocks: usize,
+    y: [*const u8; N],
+) -> [__m512; N] {
+    let mut acc = [_mm512_setzero_ps(); N];
+    let (lo, hi) = (
+        EightRowBlocks::new(lo, blocks),
+        EightRowBlocks::new(hi, blocks),
+    );
+    // A row's sixteen scales as i16.
+    let widen = |b: &BlockQ6K| {
+        // SAFETY: scales is 16 bytes.
+        _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(b.scales.as_ptr().cast()) })
+    };
+    for i in 0..blocks {
+        let (bl, bh) = (lo.at(i), hi.at(i));
+        // Register p: every row's i16 pair (scale 2p, scale 2p + 1).
+        let sc = transpose16(std::array::from_fn(|r| join(widen(bl[r]), widen(bh[r]))));
+        let dx = join_ps(widen8(bl.map(|b| b.d)), widen8(bh.map(|b| b.d)));
+        let mut isum = [_mm512_setzero_si512(); N];
+        for (c, &pair) in sc.iter().enumerate() {
+            // SAFETY: c < 8; the CPU features by the caller's contract.
+            let w = transpose16(std::array::from_fn(|r| unsafe {
+                join(q6_k_chunk(bl[r], c), q6_k_chunk(bh[r], c))
+            }));
+            // The scales of sub-blocks 2c and 2c + 1, sign-extended to i32.
+            let (sa, sb) = (
+                _mm512_srai_epi32::<16>(_mm512_slli_epi32::<16>(pair)),
+                _mm512_srai_epi32::<16>(pair),
+            );
+            for t in 0..N {
+                // SAFETY: chunk c of block i of token t (the caller's contract).
+                let y = unsafe { y[t].add(i * ACT_K16 + 32 * c) };
+                let mut part = [_mm512_setzero_si512(); 2];
+                for (v, &w) in w.iter().enumerate() {
+                    // SAFETY: as above.
+                    let a = unsafe { group16(y, v) };
+                    part[v / 4] = _mm512_dpbusd_epi32(part[v / 4], w, a);
+                }
+                let scaled = _mm512_add_epi32(
+                    _mm512_mullo_epi32(part[0], sa),
+                    _mm512_mullo_epi32(part[1], sb),
+                );
+                isum[t] = _mm512_add_epi32(isum[t], scaled);
+            }
+        }
+        for t in 0..N {
+            // SAFETY: block i of token t (the caller's contract).
+            let y = unsafe { y[t].add(i * ACT_K16) };
+            let mut m = _mm512_setzero_si512();
+            for (p, &pair) in sc.iter().enumerate() {
+                // SAFETY: the sums lie within the block.
+                let sums = unsafe { group16(y.add(K16_SUMS_AT), p) };
+                m = _mm512_add_epi32(m, _mm512_madd_epi16(pair, sums));
+            }
+            let sumi = _mm512_sub_epi32(isum[t], _mm512_slli_epi32::<5>(m));
+            // SAFETY: as above.
+            let dy = _mm512_set1_ps(unsafe { std::ptr::read_unaligned(y.add(K16_D_AT).cast()) });
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    acc
+}
+
+/// The `avx512` set's prompt path for Q6_K weights.
+pub static Q6_K: Gemm = Gemm {
+    act_bytes: act_bytes_k16,
+    quantize_act: quantize_act_k16,
+    rows: ROWS16,
+    kernel: gemm_sixteen_rows::<BlockQ6K>,
+};
 
 /// Up to sixteen weight rows against the tokens of a call.
 struct SixteenRowTiles<'a, B> {

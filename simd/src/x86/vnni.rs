@@ -96,6 +96,17 @@ const fn avx512_table() -> [MatKernels; 15] {
     while i < t.len() {
         let gemm: &'static Gemm = match t[i].ty {
             GgmlType::Q4K => &avx512_gemm::Q4_K,
+            GgmlType::Q6K => {
+                // A single token keeps the AVX2 one-row path, the fastest Q6_K matrix-vector
+                // kernel (a token alone then gives the AVX2 set's bits, in a batch this path's).
+                t[i] = MatKernels {
+                    gemm: Some(&avx512_gemm::Q6_K),
+                    gemv: Some(&avx2_gemm::Q6_K),
+                    ..t[i]
+                };
+                i += 1;
+                continue;
+            }
             GgmlType::Q4_0 => &const { avx512_gemm::path::<BlockQ4_0>() },
             GgmlType::Q4_1 => &const { avx512_gemm::path::<BlockQ4_1>() },
             GgmlType::Q5_0 => &const { avx512_gemm::path::<BlockQ5_0>() },
