@@ -782,15 +782,40 @@ impl<B: EightRows, D: ByteDot> Tile for EightRowTiles<'_, B, D> {
             // intrinsic is an out-of-line call: 2% of a prompt).
             // SAFETY: __m256 and [f32; 8] have the same size, and every bit pattern is valid.
             let lanes: [f32; ROWS] = unsafe { std::mem::transmute::<__m256, [f32; ROWS]>(a) };
-            let at = (first + c) * self.out_stride;
-            if self.rows == ROWS {
-                // A fixed length: one vector store, not a call to `memcpy` (1% of a prompt).
-                self.out[at..at + ROWS].copy_from_slice(&lanes);
-            } else {
-                self.out[at..at + self.rows].copy_from_slice(&lanes[..self.rows]);
-            }
+            store_lanes(self.out, (first + c) * self.out_stride, self.rows, &lanes);
         }
     }
+}
+
+/// The first `rows` of a token's `R` row lanes into `out` at `at`.
+#[inline(always)]
+pub(super) fn store_lanes<const R: usize>(
+    out: &mut [f32],
+    at: usize,
+    rows: usize,
+    lanes: &[f32; R],
+) {
+    if rows == R {
+        // A fixed length: one vector store, not a call to `memcpy` (1% of a prompt).
+        out[at..at + R].copy_from_slice(lanes);
+    } else {
+        out[at..at + rows].copy_from_slice(&lanes[..rows]);
+    }
+}
+
+/// The `R` weight rows of a kernel call over `rows` consecutive rows (1 ≤ `rows` ≤ `R`); rows
+/// past `rows` repeat the first (their lanes are never stored).
+pub(super) fn weight_rows<B: QuantBlock, const R: usize>(weights: &[u8], rows: usize) -> [&[B]; R] {
+    assert!((1..=R).contains(&rows), "1 to {R} weight rows per call");
+    assert!(
+        weights.len().is_multiple_of(rows),
+        "weight rows of one length"
+    );
+    let rb = weights.len() / rows;
+    std::array::from_fn(|r| {
+        let r = if r < rows { r } else { 0 };
+        blocks_from_bytes::<B>(&weights[r * rb..(r + 1) * rb]).expect("weight row layout")
+    })
 }
 
 /// The [`Gemm::kernel`] of an eight-row type.
@@ -803,25 +828,10 @@ fn gemm_eight_rows<B: EightRows, D: ByteDot>(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    assert!(
-        (1..=ROWS).contains(&rows),
-        "1 to {ROWS} weight rows per call"
-    );
-    assert!(
-        weights.len().is_multiple_of(rows),
-        "weight rows of one length"
-    );
-    let rb = weights.len() / rows;
-    let row = |r: usize| {
-        // Rows past `rows` repeat the first; their lanes are never stored.
-        let r = if r < rows { r } else { 0 };
-        blocks_from_bytes::<B>(&weights[r * rb..(r + 1) * rb]).expect("weight row layout")
-    };
-    let x = std::array::from_fn(row);
     tiles::<WIDE>(
         n,
         &mut EightRowTiles {
-            x,
+            x: weight_rows::<B, ROWS>(weights, rows),
             rows,
             act,
             stride,

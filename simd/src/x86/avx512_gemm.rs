@@ -1,29 +1,40 @@
-//! The `avx512` set's own Q4_K prompt path: sixteen weight rows per call in 512-bit registers.
+//! The `avx512` set's own prompt paths: sixteen weight rows per call in 512-bit registers, for
+//! Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K and Q6_K.
 //!
-//! The eight-row Q4_K kernel of [`super::avx2_gemm`] with `vpdpbusd` is bound by its chains of
-//! dependent instructions (five cycles per `vpdpbusd`, ten per `vpmulld`), not by the multiply
-//! ports. Here two groups of eight rows sit side by side in one 512-bit register (rows 0-7 in
-//! the low half, 8-15 in the high half, each half laid out as the eight-row kernel lays out its
-//! rows), so every instruction of a chain does twice the work: the 512-bit `vpdpbusd` runs
-//! nearly as often per cycle as the 256-bit one on the AVX-512 cores that have two 512-bit
-//! units. Per 32-element sub-block and token: eight `vpdpbusd` in two chains against the
-//! token's broadcast 4-byte groups, one `vpmulld` by the rows' six-bit scales; per block and
-//! token, four `vpmaddwd` for the mins against the token's sub-block sums, then one conversion
-//! and two multiply-adds in f32 for sixteen rows.
+//! The eight-row kernels of [`super::avx2_gemm`] with `vpdpbusd` are bound by their chains of
+//! dependent instructions (five cycles per `vpdpbusd`, ten per `vpmulld`) and their transposes,
+//! not by the multiply ports (measured on a Xeon of the Emerald Rapids generation: 512-bit
+//! `vpdpbusd` issues about 1.7 times a cycle, the 256-bit one twice). Here two groups of eight rows
+//! sit side by side in one 512-bit register (rows 0-7 in the low half, 8-15 in the high half,
+//! each half laid out as the eight-row kernels lay out theirs), so each instruction does twice
+//! the work, and [`transpose16`] transposes both halves with the same 24 instructions.
 //!
-//! The activations are the eight-row Q4_K layout (Q8_K quants, sub-block sums, f32 scale), and
-//! every lane's integer sums and f32 operations are those of the eight-row kernel, so a row's
-//! results are the same bits as there.
+//! - **32-element types** ([`sixteen_rows`]): per block and token, eight `vpdpbusd` in two
+//!   chains against the token's broadcast 4-byte groups, the offset or min term, one
+//!   conversion and one multiply-add. AVX-512 has no `vpsignb`, so the signed weights (Q8_0,
+//!   IQ4_NL) are biased to `w + 128` and `128·Σa` comes off, as Q4_0's `8·Σa` does.
+//!   Activations: the eight-row layout.
+//! - **Q4_K** ([`q4_k_sixteen_rows`]): per 32-element sub-block and token, eight `vpdpbusd` and
+//!   one `vpmulld` by the rows' six-bit scales; per block and token, four `vpmaddwd` for the
+//!   mins against the token's sub-block sums. Activations: the eight-row Q4_K layout.
+//! - **Q6_K** ([`q6_k_sixteen_rows`]): per 32-element chunk and token, two chains of four
+//!   `vpdpbusd` (one per 16-element sub-block), each times its sub-block's scale; per block and
+//!   token, eight `vpmaddwd` of the scales with the token's 16-element sums for the stored
+//!   `q + 32`. Activations: a layout of its own (Q8_K quants in order, the 16-element sums, the
+//!   scale). A single token keeps the AVX2 one-row Q6_K path.
+//!
+//! Every integer sum is the exact integer of the matrix-vector kernels; only the f32 additions
+//! run in another order.
 
 use std::arch::x86_64::*;
 
-use hearth_quant::{blocks_from_bytes, BlockQ4K, BlockQ6K, QuantBlock, QK_K};
+use hearth_quant::{BlockQ4K, BlockQ6K, QuantBlock, QK_K};
 
 use super::avx2::k4_scales_mins;
 use super::avx2_gemm::{
     act_bytes_32, act_bytes_k8, load, quantize_act_k8, quantize_act_q8_0, quantize_act_q8_1,
-    quantize_k_with, row_ptr, scale_and_extra, tiles, widen8, EightRowBlocks, Term, Tile, Widen,
-    ACT32, ACT_K8, K8_D_AT, K8_SUMS_AT, ROWS, WIDE,
+    quantize_k_with, row_ptr, scale_and_extra, store_lanes, tiles, weight_rows, widen8,
+    EightRowBlocks, Term, Tile, Widen, ACT32, ACT_K8, K8_D_AT, K8_SUMS_AT, ROWS, WIDE,
 };
 use crate::Gemm;
 
@@ -484,12 +495,7 @@ impl<B: SixteenRows> Tile for SixteenRowTiles<'_, B> {
         for (c, a) in acc.into_iter().enumerate() {
             // SAFETY: __m512 and [f32; 16] have the same size, and every bit pattern is valid.
             let lanes: [f32; ROWS16] = unsafe { std::mem::transmute::<__m512, [f32; ROWS16]>(a) };
-            let at = (first + c) * self.out_stride;
-            if self.rows == ROWS16 {
-                self.out[at..at + ROWS16].copy_from_slice(&lanes);
-            } else {
-                self.out[at..at + self.rows].copy_from_slice(&lanes[..self.rows]);
-            }
+            store_lanes(self.out, (first + c) * self.out_stride, self.rows, &lanes);
         }
     }
 }
@@ -504,25 +510,12 @@ fn gemm_sixteen_rows<B: SixteenRows>(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    assert!(
-        (1..=ROWS16).contains(&rows),
-        "1 to {ROWS16} weight rows per call"
-    );
-    assert!(
-        weights.len().is_multiple_of(rows),
-        "weight rows of one length"
-    );
-    let rb = weights.len() / rows;
-    let row = |r: usize| {
-        // Rows past `rows` repeat the first; their lanes are never stored.
-        let r = if r < rows { r } else { 0 };
-        blocks_from_bytes::<B>(&weights[r * rb..(r + 1) * rb]).expect("weight row layout")
-    };
+    let x: [&[B]; ROWS16] = weight_rows(weights, rows);
     tiles::<WIDE>(
         n,
         &mut SixteenRowTiles {
-            lo: std::array::from_fn(row),
-            hi: std::array::from_fn(|r| row(ROWS + r)),
+            lo: std::array::from_fn(|r| x[r]),
+            hi: std::array::from_fn(|r| x[ROWS + r]),
             rows,
             act,
             stride,

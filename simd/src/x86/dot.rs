@@ -53,43 +53,31 @@ impl ByteDot for Madd {
     }
 }
 
-impl ByteDot for AvxVnni {
-    const VNNI: bool = true;
+/// A VNNI form: `vpdpbusd` with the encoding prefix `$enc` (`{vex}` or `{evex}`), on registers
+/// only (ymm0-15, which both encodings reach).
+macro_rules! vnni_form {
+    ($form:ty, $enc:literal) => {
+        impl ByteDot for $form {
+            const VNNI: bool = true;
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dpbusd(mut acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-        // SAFETY: the caller's contract (AVX-VNNI); registers only.
-        unsafe {
-            std::arch::asm!(
-                "{{vex}} vpdpbusd {acc}, {u}, {s}",
-                acc = inout(ymm_reg) acc,
-                u = in(ymm_reg) u,
-                s = in(ymm_reg) s,
-                options(pure, nomem, nostack, preserves_flags),
-            );
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn dpbusd(mut acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+                // SAFETY: the caller's contract (the CPU runs this encoding); registers only.
+                unsafe {
+                    std::arch::asm!(
+                        concat!($enc, " vpdpbusd {acc}, {u}, {s}"),
+                        acc = inout(ymm_reg) acc,
+                        u = in(ymm_reg) u,
+                        s = in(ymm_reg) s,
+                        options(pure, nomem, nostack, preserves_flags),
+                    );
+                }
+                acc
+            }
         }
-        acc
-    }
+    };
 }
 
-impl ByteDot for Avx512Vnni {
-    const VNNI: bool = true;
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dpbusd(mut acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
-        // SAFETY: the caller's contract (AVX-512 VNNI and VL); registers only (ymm0-15, which
-        // the EVEX form reaches as well as the VEX one).
-        unsafe {
-            std::arch::asm!(
-                "{{evex}} vpdpbusd {acc}, {u}, {s}",
-                acc = inout(ymm_reg) acc,
-                u = in(ymm_reg) u,
-                s = in(ymm_reg) s,
-                options(pure, nomem, nostack, preserves_flags),
-            );
-        }
-        acc
-    }
-}
+vnni_form!(AvxVnni, "{{vex}}");
+vnni_form!(Avx512Vnni, "{{evex}}");
