@@ -14,9 +14,11 @@
 //!   conversion and one multiply-add. AVX-512 has no `vpsignb`, so the signed weights (Q8_0,
 //!   IQ4_NL) are biased to `w + 128` and `128·Σa` comes off, as Q4_0's `8·Σa` does.
 //!   Activations: the eight-row layout.
-//! - **Q4_K** ([`q4_k_sixteen_rows`]): per 32-element sub-block and token, eight `vpdpbusd` and
-//!   one `vpmulld` by the rows' six-bit scales; per block and token, four `vpmaddwd` for the
-//!   mins against the token's sub-block sums. Activations: the eight-row Q4_K layout.
+//! - **Q4_K** ([`q4_k_sixteen_rows`]): per 32-element sub-block and token, two chains of four
+//!   `vpdpbusd` (the sub-block's halves, each sum within an i16), packed as i16 pairs and
+//!   scaled by the rows' six-bit scales into the token's sums by one `vpdpwssd`; per block and
+//!   token, four `vpmaddwd` for the mins against the token's sub-block sums. Activations: the
+//!   eight-row Q4_K layout.
 //! - **Q6_K** ([`q6_k_sixteen_rows`]): per 32-element chunk and token, two chains of four
 //!   `vpdpbusd` (one per 16-element sub-block), each times its sub-block's scale; per block and
 //!   token, eight `vpmaddwd` of the scales with the token's 16-element sums for the stored
@@ -159,25 +161,32 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
                     };
                     _mm512_and_si512(q, low)
                 }));
-                // Each row's scale of sub-block 2k + half, as i32.
+                // Each row's scale of sub-block 2k + half in both i16 halves of its lane.
                 let s = if half == 0 {
                     _mm512_and_si512(pair, low16)
                 } else {
                     _mm512_srli_epi32::<16>(pair)
                 };
+                let s = _mm512_or_si512(s, _mm512_slli_epi32::<16>(s));
                 let j = 2 * k + half;
                 for c in 0..N {
                     // SAFETY: sub-block j of block i of token c (the caller's contract).
                     let y = unsafe { y[c].add(i * ACT_K8 + 32 * j) };
-                    // Two chains of four.
-                    let mut sub = [_mm512_setzero_si512(); 2];
+                    // The sums of the sub-block's two halves, each within an i16 (16 · 15 ·
+                    // 128), packed as an i16 pair per lane and scaled into the token's sum by
+                    // one `vpdpwssd`.
+                    let mut part = [_mm512_setzero_si512(); 2];
                     for (v, &w) in w.iter().enumerate() {
                         // SAFETY: as above.
                         let a = unsafe { group16(y, v) };
-                        sub[v % 2] = _mm512_dpbusd_epi32(sub[v % 2], w, a);
+                        part[v / 4] = _mm512_dpbusd_epi32(part[v / 4], w, a);
                     }
-                    let sub = _mm512_add_epi32(sub[0], sub[1]);
-                    isum[c] = _mm512_add_epi32(isum[c], _mm512_mullo_epi32(sub, s));
+                    let pair = _mm512_mask_blend_epi16(
+                        0xaaaa_aaaa,
+                        part[0],
+                        _mm512_slli_epi32::<16>(part[1]),
+                    );
+                    isum[c] = _mm512_dpwssd_epi32(isum[c], pair, s);
                 }
             }
         }
