@@ -148,9 +148,13 @@ pub fn matmul(
     // A multiple of 8 so the kernels' column tiles (16, 8 or 4 tokens) leave no remainder but
     // the last pass's.
     let tokens_per_pass = (PASS_BYTES / stride / 8 * 8).clamp(8, MAX_PASS);
-    scratch.tmp.clear();
-    scratch.tmp.resize(w.rows * n, 0.0);
-    for_each_chunk(&mut scratch.tmp, n * ROWS_PER_BATCH_TASK, |c, dst| {
+    // Every value of `tmp` is written by the kernels before it is read: grown, never cleared
+    // (zeroing it cost 1.5% of a 1.5B prompt).
+    if scratch.tmp.len() < w.rows * n {
+        scratch.tmp.resize(w.rows * n, 0.0);
+    }
+    let tmp = &mut scratch.tmp[..w.rows * n];
+    for_each_chunk(tmp, n * ROWS_PER_BATCH_TASK, |c, dst| {
         let (r0, rc) = (c * ROWS_PER_BATCH_TASK, dst.len() / n);
         // Tokens in passes whose activations stay in the L2 cache while every weight row
         // of the task goes over them.
@@ -175,7 +179,7 @@ pub fn matmul(
             }
         }
     });
-    let tmp = &scratch.tmp;
+    let tmp = &scratch.tmp[..w.rows * n];
     for_each_chunk(out, w.rows, |t, row| {
         for (c, part) in tmp.chunks(n * ROWS_PER_BATCH_TASK).enumerate() {
             let rc = part.len() / n;
