@@ -88,10 +88,11 @@ pub fn matmul(
     debug_assert_eq!(x.len(), n * w.cols);
     debug_assert_eq!(out.len(), n * w.rows);
     // A single token takes the set's own single-token path where it has one (the 32-element
-    // types on AVX2). Otherwise the set's prompt path where it has one, else `vec_dot_n` on
-    // plain activations: a one-row prompt path serves single tokens too (it reads the weights
-    // as fast as `vec_dot`, and a token gives the same bits alone as in a batch), while the
-    // eight-row paths would halve generation speed, so single tokens take `vec_dot` there.
+    // types on the x86 sets, and Q6_K's one-row prompt path on avx512). Otherwise the set's
+    // prompt path where it has one, else `vec_dot_n` on plain activations: a one-row prompt
+    // path serves single tokens too (it reads the weights as fast as `vec_dot`, and a token
+    // gives the same bits alone as in a batch), while the eight- and sixteen-row paths would
+    // halve generation speed, so single tokens take `vec_dot` there.
     let gemm = match (n, k.gemv) {
         (1, Some(g)) => Some(g),
         _ => k.gemm.filter(|g| n > 1 || g.rows == 1),

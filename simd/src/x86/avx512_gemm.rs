@@ -103,6 +103,41 @@ unsafe fn group16(y: *const u8, v: usize) -> __m512i {
     _mm512_set1_epi32(unsafe { std::ptr::read_unaligned(y.add(4 * v).cast::<i32>()) })
 }
 
+/// The dot products of a 32-element chunk's two halves (groups 0-3 and 4-7 of the transposed
+/// weights `w`) with the token's chunk at `y`, each half's sum in its own register (two
+/// independent chains of four `vpdpbusd`).
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI are available; 32 readable bytes at `y`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn half_sums(w: &[__m512i; 8], y: *const u8) -> [__m512i; 2] {
+    let mut part = [_mm512_setzero_si512(); 2];
+    for (v, &w) in w.iter().enumerate() {
+        // SAFETY: by the caller's contract.
+        let a = unsafe { group16(y, v) };
+        part[v / 4] = _mm512_dpbusd_epi32(part[v / 4], w, a);
+    }
+    part
+}
+
+/// `Σ_p pairs[p] · sums[p]` per lane: the rows' i16 pairs (scales or mins) against the token's
+/// pairs of i16 sub-block sums at `sums`, broadcast.
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI are available; `4 · pairs.len()` readable bytes at `sums`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn pair_sums(pairs: &[__m512i], sums: *const u8) -> __m512i {
+    let mut m = _mm512_setzero_si512();
+    for (p, &pair) in pairs.iter().enumerate() {
+        // SAFETY: by the caller's contract.
+        let s = unsafe { group16(sums, p) };
+        m = _mm512_add_epi32(m, _mm512_madd_epi16(pair, s));
+    }
+    m
+}
+
 /// Sixteen Q4_K rows (`lo` rows 0-7, `hi` rows 8-15, each `blocks` blocks) against `N` tokens,
 /// each row's dot product in its own lane.
 ///
@@ -175,12 +210,8 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
                     // The sums of the sub-block's two halves, each within an i16 (16 · 15 ·
                     // 128), packed as an i16 pair per lane and scaled into the token's sum by
                     // one `vpdpwssd`.
-                    let mut part = [_mm512_setzero_si512(); 2];
-                    for (v, &w) in w.iter().enumerate() {
-                        // SAFETY: as above.
-                        let a = unsafe { group16(y, v) };
-                        part[v / 4] = _mm512_dpbusd_epi32(part[v / 4], w, a);
-                    }
+                    // SAFETY: as above.
+                    let part = unsafe { half_sums(&w, y) };
                     let pair = _mm512_mask_blend_epi16(
                         0xaaaa_aaaa,
                         part[0],
@@ -193,12 +224,8 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
         for c in 0..N {
             // SAFETY: block i of token c (the caller's contract).
             let y = unsafe { y[c].add(i * ACT_K8) };
-            let mut m = _mm512_setzero_si512();
-            for (p, &mins) in sm[4..].iter().enumerate() {
-                // SAFETY: the sums lie within the block.
-                let sums = unsafe { group16(y.add(K8_SUMS_AT), p) };
-                m = _mm512_add_epi32(m, _mm512_madd_epi16(mins, sums));
-            }
+            // SAFETY: the sums lie within the block.
+            let m = unsafe { pair_sums(&sm[4..], y.add(K8_SUMS_AT)) };
             // SAFETY: as above.
             let dy = _mm512_set1_ps(unsafe { std::ptr::read_unaligned(y.add(K8_D_AT).cast()) });
             let a = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(isum[c]), acc[c]);
@@ -298,12 +325,8 @@ unsafe fn sixteen_rows<B: Widen, const N: usize>(
         for c in 0..N {
             // SAFETY: block i of token c (the caller's contract).
             let y = unsafe { y[c].add(i * ACT32) };
-            let mut part = [_mm512_setzero_si512(); 2];
-            for v in 0..8 {
-                // SAFETY: as above.
-                let a = unsafe { group16(y, v) };
-                part[v % 2] = _mm512_dpbusd_epi32(part[v % 2], w[v], a);
-            }
+            // SAFETY: as above.
+            let part = unsafe { half_sums(&w, y) };
             let sumi = _mm512_add_epi32(part[0], part[1]);
             // SAFETY: as above.
             let (dy, extra) = unsafe { scale_and_extra(y) };
@@ -443,12 +466,8 @@ unsafe fn q6_k_sixteen_rows<const N: usize>(
             for t in 0..N {
                 // SAFETY: chunk c of block i of token t (the caller's contract).
                 let y = unsafe { y[t].add(i * ACT_K16 + 32 * c) };
-                let mut part = [_mm512_setzero_si512(); 2];
-                for (v, &w) in w.iter().enumerate() {
-                    // SAFETY: as above.
-                    let a = unsafe { group16(y, v) };
-                    part[v / 4] = _mm512_dpbusd_epi32(part[v / 4], w, a);
-                }
+                // SAFETY: as above.
+                let part = unsafe { half_sums(&w, y) };
                 let scaled = _mm512_add_epi32(
                     _mm512_mullo_epi32(part[0], sa),
                     _mm512_mullo_epi32(part[1], sb),
@@ -459,12 +478,8 @@ unsafe fn q6_k_sixteen_rows<const N: usize>(
         for t in 0..N {
             // SAFETY: block i of token t (the caller's contract).
             let y = unsafe { y[t].add(i * ACT_K16) };
-            let mut m = _mm512_setzero_si512();
-            for (p, &pair) in sc.iter().enumerate() {
-                // SAFETY: the sums lie within the block.
-                let sums = unsafe { group16(y.add(K16_SUMS_AT), p) };
-                m = _mm512_add_epi32(m, _mm512_madd_epi16(pair, sums));
-            }
+            // SAFETY: the sums lie within the block.
+            let m = unsafe { pair_sums(&sc, y.add(K16_SUMS_AT)) };
             let sumi = _mm512_sub_epi32(isum[t], _mm512_slli_epi32::<5>(m));
             // SAFETY: as above.
             let dy = _mm512_set1_ps(unsafe { std::ptr::read_unaligned(y.add(K16_D_AT).cast()) });
