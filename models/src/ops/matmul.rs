@@ -72,6 +72,10 @@ const ROWS_PER_BATCH_TASK: usize = 64;
 /// Most tokens per pass over a task's weight rows.
 const MAX_PASS: usize = 64;
 
+/// Fewest tokens per pass (when a token's activations are large, as the FFN down matrix's
+/// 8960 columns): the sixteen-row kernels take sixteen tokens per call.
+const MIN_PASS: usize = 16;
+
 /// Alignment of the quantized activation rows (Q8_K holds f32 and i16 fields; the prompt paths
 /// read 32-byte rows).
 const ACT_ALIGN: usize = 32;
@@ -148,7 +152,7 @@ pub fn matmul(
     debug_assert_eq!(ROWS_PER_BATCH_TASK % group, 0);
     // A multiple of 8 so the kernels' column tiles (16, 8 or 4 tokens) leave no remainder but
     // the last pass's.
-    let tokens_per_pass = (PASS_BYTES / stride / 8 * 8).clamp(8, MAX_PASS);
+    let tokens_per_pass = (PASS_BYTES / stride / 8 * 8).clamp(MIN_PASS, MAX_PASS);
     // Every value of `tmp` is written by the kernels before it is read: grown, never cleared
     // (zeroing it cost 1.5% of a 1.5B prompt).
     if scratch.tmp.len() < w.rows * n {

@@ -14,11 +14,13 @@
 //!   conversion and one multiply-add. AVX-512 has no `vpsignb`, so the signed weights (Q8_0,
 //!   IQ4_NL) are biased to `w + 128` and `128·Σa` comes off, as Q4_0's `8·Σa` does.
 //!   Activations: the eight-row layout.
-//! - **Q4_K** ([`q4_k_sixteen_rows`]): per 32-element sub-block and token, two chains of four
-//!   `vpdpbusd` (the sub-block's halves, each sum within an i16), packed as i16 pairs and
-//!   scaled by the rows' six-bit scales into the token's sums by one `vpdpwssd`; per block and
-//!   token, four `vpmaddwd` for the mins against the token's sub-block sums. Activations: the
-//!   eight-row Q4_K layout.
+//! - **Q4_K** ([`q4_k_sixteen_rows`]): per block, the sixteen rows' scales, mins and `d`,
+//!   `dmin` by four gathers and a few lane-parallel instructions (no per-row unpacking), and
+//!   the weights transposed once for all tokens; per 32-element sub-block and token, two chains
+//!   of four `vpdpbusd` (the sub-block's halves, each sum within an i16), each half scaled by
+//!   the rows' six-bit scales into the token's sums by one `vpdpwssd`; per block and token,
+//!   four `vpdpwssd` for the mins against the token's sub-block sums. Tokens go four at a
+//!   time, their sums in registers. Activations: the eight-row Q4_K layout.
 //! - **Q6_K** ([`q6_k_sixteen_rows`]): per 32-element chunk and token, two chains of four
 //!   `vpdpbusd` (one per 16-element sub-block), each times its sub-block's scale; per block and
 //!   token, eight `vpmaddwd` of the scales with the token's 16-element sums for the stored
@@ -32,7 +34,6 @@ use std::arch::x86_64::*;
 
 use hearth_quant::{BlockQ4K, BlockQ6K, QuantBlock, QK_K};
 
-use super::avx2::k4_scales_mins;
 use super::avx2_gemm::{
     act_bytes_32, act_bytes_k8, load, quantize_act_k8, quantize_act_q8_0, quantize_act_q8_1,
     quantize_k_with, row_ptr, scale_and_extra, store_lanes, tiles, weight_rows, widen8,
@@ -153,30 +154,62 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
 ) -> [__m512; N] {
     let mut acc = [_mm512_setzero_ps(); N];
     let low = _mm512_set1_epi8(0x0f);
-    let low16 = _mm512_set1_epi32(0xffff);
+    // Every row's start as a byte offset from row 0's, for the gathers of the rows' block
+    // headers (`d`, `dmin`, the packed scales and mins: the first 16 bytes of a block).
+    let rows: [&[BlockQ4K]; ROWS16] =
+        std::array::from_fn(|r| if r < ROWS { lo[r] } else { hi[r - ROWS] });
+    let base = rows[0].as_ptr().cast::<u8>();
+    let offsets: [i32; ROWS16] = rows.map(|r| {
+        i32::try_from(r.as_ptr() as isize - base as isize).expect("weight rows within 2 GiB")
+    });
+    // SAFETY: 64 bytes.
+    let offsets = unsafe { _mm512_loadu_si512(offsets.as_ptr().cast()) };
     let (lo, hi) = (
         EightRowBlocks::new(lo, blocks),
         EightRowBlocks::new(hi, blocks),
     );
-    // A row's six-bit scales and mins as i16 (scales 0-7, then mins 0-7).
-    let widen = |b: &BlockQ4K| {
-        let u = k4_scales_mins(&b.scales);
-        _mm256_cvtepu8_epi16(_mm_set_epi32(
-            u[3] as i32,
-            u[2] as i32,
-            u[1] as i32,
-            u[0] as i32,
-        ))
-    };
+    let sixes = _mm512_set1_epi8(0x3f);
+    let high2 = _mm512_set1_epi8(0x30);
+    // Byte choices within each lane: scale j of a lane's four packed scales, and the i16 pair
+    // of mins (2p, 2p + 1) of its four packed mins.
+    let scale_of: [__m512i; 4] = std::array::from_fn(|j| lane_bytes([j as i8, -1, -1, -1]));
+    let pair_of: [__m512i; 2] =
+        std::array::from_fn(|p| lane_bytes([2 * p as i8, -1, 2 * p as i8 + 1, -1]));
     for i in 0..blocks {
         let (bl, bh) = (lo.at(i), hi.at(i));
-        // Register v: every row's i16 pair (scale 2v, scale 2v + 1) for v < 4, (min 2v − 8,
-        // min 2v − 7) for v ≥ 4.
-        let sm = transpose16(std::array::from_fn(|r| join(widen(bl[r]), widen(bh[r]))));
-        let dx = join_ps(widen8(bl.map(|b| b.d)), widen8(bh.map(|b| b.d)));
-        let mx = join_ps(widen8(bl.map(|b| b.dmin)), widen8(bh.map(|b| b.dmin)));
-        let mut isum = [_mm512_setzero_si512(); N];
-        for (k, &pair) in sm[..4].iter().enumerate() {
+        // SAFETY: every row holds `blocks` > i blocks (checked by `EightRowBlocks::new`); each
+        // gather reads the 4 bytes at `at` < 16 of block i of every row.
+        let field = |at: usize| unsafe {
+            _mm512_i32gather_epi32::<1>(offsets, base.add(i * size_of::<BlockQ4K>() + at).cast())
+        };
+        let (dd, u0, u1, u2) = (field(0), field(4), field(8), field(12));
+        // Every row's six-bit scales and mins, four to a lane, as `k4_scales_mins` unpacks one
+        // row's: lanes of `sc` hold scales 0-3 and 4-7, of `mn` mins 0-3 and 4-7.
+        let sc = [
+            _mm512_and_si512(u0, sixes),
+            _mm512_or_si512(
+                _mm512_and_si512(u2, low),
+                _mm512_and_si512(_mm512_srli_epi32::<2>(u0), high2),
+            ),
+        ];
+        let mn = [
+            _mm512_and_si512(u1, sixes),
+            _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi32::<4>(u2), low),
+                _mm512_and_si512(_mm512_srli_epi32::<2>(u1), high2),
+            ),
+        ];
+        // Every row's scale of sub-block j in the low i16 of its lane (the high one zero), and
+        // its mins 2p, 2p + 1 as an i16 pair.
+        let s: [__m512i; 8] =
+            std::array::from_fn(|j| _mm512_shuffle_epi8(sc[j / 4], scale_of[j % 4]));
+        let mins: [__m512i; 4] =
+            std::array::from_fn(|p| _mm512_shuffle_epi8(mn[p / 2], pair_of[p % 2]));
+        let dx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+        let mx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(dd)));
+        // Sub-block j's weights, transposed: chunk k's low nibbles are sub-block 2k, its high
+        // nibbles sub-block 2k + 1.
+        let w: [[[__m512i; 8]; 2]; 4] = std::array::from_fn(|k| {
             // Register r: the 32 bytes at 32·k of row r (low half) and of row r + 8.
             let q: [__m512i; ROWS] = std::array::from_fn(|r| {
                 // SAFETY: 32 bytes of qs at 32 · k (qs is 128 long).
@@ -187,52 +220,119 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
                     )
                 }
             });
-            for half in 0..2 {
-                let w = transpose16(q.map(|q| {
-                    let q = if half == 0 {
-                        q
-                    } else {
-                        _mm512_srli_epi16::<4>(q)
-                    };
-                    _mm512_and_si512(q, low)
-                }));
-                // Each row's scale of sub-block 2k + half in both i16 halves of its lane.
-                let s = if half == 0 {
-                    _mm512_and_si512(pair, low16)
-                } else {
-                    _mm512_srli_epi32::<16>(pair)
-                };
-                let s = _mm512_or_si512(s, _mm512_slli_epi32::<16>(s));
-                let j = 2 * k + half;
-                for c in 0..N {
-                    // SAFETY: sub-block j of block i of token c (the caller's contract).
-                    let y = unsafe { y[c].add(i * ACT_K8 + 32 * j) };
-                    // The sums of the sub-block's two halves, each within an i16 (16 · 15 ·
-                    // 128), packed as an i16 pair per lane and scaled into the token's sum by
-                    // one `vpdpwssd`.
-                    // SAFETY: as above.
-                    let part = unsafe { half_sums(&w, y) };
-                    let pair = _mm512_mask_blend_epi16(
-                        0xaaaa_aaaa,
-                        part[0],
-                        _mm512_slli_epi32::<16>(part[1]),
-                    );
-                    isum[c] = _mm512_dpwssd_epi32(isum[c], pair, s);
-                }
-            }
-        }
-        for c in 0..N {
-            // SAFETY: block i of token c (the caller's contract).
-            let y = unsafe { y[c].add(i * ACT_K8) };
-            // SAFETY: the sums lie within the block.
-            let m = unsafe { pair_sums(&sm[4..], y.add(K8_SUMS_AT)) };
+            [
+                transpose16(q.map(|q| _mm512_and_si512(q, low))),
+                transpose16(q.map(|q| _mm512_and_si512(_mm512_srli_epi16::<4>(q), low))),
+            ]
+        });
+        // SAFETY: four pairs of eight registers are eight sets of eight, in the same order.
+        let w = unsafe { std::mem::transmute::<[[[__m512i; 8]; 2]; 4], [[__m512i; 8]; 8]>(w) };
+        // Tokens four at a time, their integer sums in registers, then any left one by one.
+        let mut c = 0;
+        while c + 4 <= N {
+            // SAFETY: block i of tokens c .. c + 4 (the caller's contract).
+            let yi: [*const u8; 4] = std::array::from_fn(|t| unsafe { y[c + t].add(i * ACT_K8) });
             // SAFETY: as above.
-            let dy = _mm512_set1_ps(unsafe { std::ptr::read_unaligned(y.add(K8_D_AT).cast()) });
-            let a = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(isum[c]), acc[c]);
-            acc[c] = _mm512_fnmadd_ps(_mm512_mul_ps(mx, dy), _mm512_cvtepi32_ps(m), a);
+            let isum = unsafe { q4_k_tokens::<4>(&w, &s, yi) };
+            for t in 0..4 {
+                // SAFETY: as above.
+                acc[c + t] = unsafe { q4_k_finish(acc[c + t], isum[t], &mins, (dx, mx), yi[t]) };
+            }
+            c += 4;
+        }
+        while c < N {
+            // SAFETY: block i of token c (the caller's contract).
+            let yi = unsafe { y[c].add(i * ACT_K8) };
+            // SAFETY: as above.
+            let isum = unsafe { q4_k_tokens::<1>(&w, &s, [yi]) };
+            // SAFETY: as above.
+            acc[c] = unsafe { q4_k_finish(acc[c], isum[0], &mins, (dx, mx), yi) };
+            c += 1;
         }
     }
     acc
+}
+
+/// A byte shuffle that picks, in every i32 lane, the lane's bytes `pick` (−1: zero).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn lane_bytes(pick: [i8; 4]) -> __m512i {
+    let b: [i8; 64] = std::array::from_fn(|i| match pick[i % 4] {
+        p if p < 0 => i8::MIN,
+        p => p + (i % 16 / 4 * 4) as i8,
+    });
+    // SAFETY: 64 bytes.
+    unsafe { _mm512_loadu_si512(b.as_ptr().cast()) }
+}
+
+/// `vpdpwssd`, kept as one instruction (LLVM would split it into `vpmaddwd` and `vpaddd`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dpwssd(mut acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+    // SAFETY: AVX-512 VNNI by the target features; registers only.
+    unsafe {
+        std::arch::asm!(
+            "vpdpwssd {acc}, {a}, {b}",
+            acc = inout(zmm_reg) acc,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// The integer sums of one Q4_K block of the sixteen rows against `G` tokens: per sub-block
+/// `j` and token, the two half sums of the transposed weights `w[j]` ([`half_sums`]), each
+/// times the rows' scales `s[j]` by one `vpdpwssd`.
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI are available; every `y[t]` points at a block of the eight-row
+/// Q4_K layout.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q4_k_tokens<const G: usize>(
+    w: &[[__m512i; 8]; 8],
+    s: &[__m512i; 8],
+    y: [*const u8; G],
+) -> [__m512i; G] {
+    let mut isum = [_mm512_setzero_si512(); G];
+    for (j, (w, &s)) in w.iter().zip(s).enumerate() {
+        for (isum, y) in isum.iter_mut().zip(y) {
+            // SAFETY: sub-block j of the token's block (the caller's contract).
+            let part = unsafe { half_sums(w, y.add(32 * j)) };
+            // Each half sum fits an i16 (16 · 15 · 128), so as an i16 pair its high half is
+            // its sign, which the scale pair (s, 0) leaves out.
+            *isum = dpwssd(dpwssd(*isum, part[0], s), part[1], s);
+        }
+    }
+    isum
+}
+
+/// A token's block: `acc + d·dy·isum − dmin·dy·Σ min·sum`, from the block's integer sums
+/// `isum`, the rows' min pairs `mins`, scales `dx` and min scales `mx`.
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI are available; `y` points at a block of the eight-row Q4_K
+/// layout.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q4_k_finish(
+    acc: __m512,
+    isum: __m512i,
+    mins: &[__m512i; 4],
+    (dx, mx): (__m512, __m512),
+    y: *const u8,
+) -> __m512 {
+    let mut m = _mm512_setzero_si512();
+    for (p, &pair) in mins.iter().enumerate() {
+        // SAFETY: the sums lie within the block (the caller's contract).
+        m = dpwssd(m, pair, unsafe { group16(y.add(K8_SUMS_AT), p) });
+    }
+    // SAFETY: as above.
+    let dy = _mm512_set1_ps(unsafe { std::ptr::read_unaligned(y.add(K8_D_AT).cast()) });
+    let a = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(isum), acc);
+    _mm512_fnmadd_ps(_mm512_mul_ps(mx, dy), _mm512_cvtepi32_ps(m), a)
 }
 
 /// A weight type of the sixteen-row kernels.
