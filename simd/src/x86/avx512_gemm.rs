@@ -21,14 +21,17 @@
 //!   the rows' six-bit scales into the token's sums by one `vpdpwssd`; per block and token,
 //!   four `vpdpwssd` for the mins against the token's sub-block sums. Tokens go four at a
 //!   time, their sums in registers. Activations: the eight-row Q4_K layout.
-//! - **Q6_K** ([`q6_k_sixteen_rows`]): per 32-element chunk and token, two chains of four
-//!   `vpdpbusd` (one per 16-element sub-block), each times its sub-block's scale; per block and
-//!   token, eight `vpmaddwd` of the scales with the token's 16-element sums for the stored
-//!   `q + 32`. Activations: a layout of its own (Q8_K quants in order, the 16-element sums, the
-//!   scale). A single token keeps the AVX2 one-row Q6_K path.
+//! - **Q6_K** ([`q6_k_sixteen_rows`]): per block, the rows' scales and `d` by gathers, and
+//!   their `ql`, `qh` bytes transposed before they are unpacked; per 32-element chunk and
+//!   token, two chains of four `vpdpbusd` (one per 16-element sub-block), each converted and
+//!   multiplied by its f32 `d·scale` (a sub-block's sum can exceed an i16, so `vpdpwssd` cannot
+//!   scale it, and this is cheaper than `vpmulld`); per block and token, eight `vpdpwssd` of
+//!   the scales with the token's 16-element sums for the stored `q + 32`. Activations: a layout
+//!   of its own (Q8_K quants in order, the 16-element sums, the scale). A single token keeps
+//!   the AVX2 one-row Q6_K path.
 //!
 //! Every integer sum is the exact integer of the matrix-vector kernels; only the f32 additions
-//! run in another order.
+//! run in another order (for Q6_K, per 16-element sub-block rather than per block).
 
 use std::arch::x86_64::*;
 
@@ -122,23 +125,6 @@ unsafe fn half_sums(w: &[__m512i; 8], y: *const u8) -> [__m512i; 2] {
     part
 }
 
-/// `Σ_p pairs[p] · sums[p]` per lane: the rows' i16 pairs (scales or mins) against the token's
-/// pairs of i16 sub-block sums at `sums`, broadcast.
-///
-/// # Safety
-/// AVX-512 F, BW, VL and VNNI are available; `4 · pairs.len()` readable bytes at `sums`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn pair_sums(pairs: &[__m512i], sums: *const u8) -> __m512i {
-    let mut m = _mm512_setzero_si512();
-    for (p, &pair) in pairs.iter().enumerate() {
-        // SAFETY: by the caller's contract.
-        let s = unsafe { group16(sums, p) };
-        m = _mm512_add_epi32(m, _mm512_madd_epi16(pair, s));
-    }
-    m
-}
-
 /// Sixteen Q4_K rows (`lo` rows 0-7, `hi` rows 8-15, each `blocks` blocks) against `N` tokens,
 /// each row's dot product in its own lane.
 ///
@@ -154,16 +140,7 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
 ) -> [__m512; N] {
     let mut acc = [_mm512_setzero_ps(); N];
     let low = _mm512_set1_epi8(0x0f);
-    // Every row's start as a byte offset from row 0's, for the gathers of the rows' block
-    // headers (`d`, `dmin`, the packed scales and mins: the first 16 bytes of a block).
-    let rows: [&[BlockQ4K]; ROWS16] =
-        std::array::from_fn(|r| if r < ROWS { lo[r] } else { hi[r - ROWS] });
-    let base = rows[0].as_ptr().cast::<u8>();
-    let offsets: [i32; ROWS16] = rows.map(|r| {
-        i32::try_from(r.as_ptr() as isize - base as isize).expect("weight rows within 2 GiB")
-    });
-    // SAFETY: 64 bytes.
-    let offsets = unsafe { _mm512_loadu_si512(offsets.as_ptr().cast()) };
+    let (base, offsets) = row_offsets(lo, hi);
     let (lo, hi) = (
         EightRowBlocks::new(lo, blocks),
         EightRowBlocks::new(hi, blocks),
@@ -251,6 +228,20 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
         }
     }
     acc
+}
+
+/// The sixteen rows' starts as row 0's and a byte offset from it per lane, for gathers of a
+/// field of every row's block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn row_offsets<B>(lo: [&[B]; ROWS], hi: [&[B]; ROWS]) -> (*const u8, __m512i) {
+    let base = lo[0].as_ptr().cast::<u8>();
+    let offsets: [i32; ROWS16] = std::array::from_fn(|r| {
+        let row = if r < ROWS { lo[r] } else { hi[r - ROWS] };
+        i32::try_from(row.as_ptr() as isize - base as isize).expect("weight rows within 2 GiB")
+    });
+    // SAFETY: 64 bytes.
+    (base, unsafe { _mm512_loadu_si512(offsets.as_ptr().cast()) })
 }
 
 /// A byte shuffle that picks, in every i32 lane, the lane's bytes `pick` (−1: zero).
@@ -491,41 +482,15 @@ impl SixteenRows for BlockQ6K {
     }
 }
 
-/// A Q6_K row's 32 quants `32·c .. 32·c + 32` (stored `q + 32`, 0 to 63), as bytes.
+/// Sixteen Q6_K rows against `N` tokens.
 ///
-/// # Safety
-/// AVX2 is available; `c < 8`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn q6_k_chunk(b: &BlockQ6K, c: usize) -> __m256i {
-    // Chunk c = 4·half + j: low nibbles of ql[64·half + 32·(j % 2)..] (j < 2) or their high
-    // nibbles (j ≥ 2), and bits 2j, 2j + 1 of qh[32·half..].
-    let (half, j) = (c / 4, c % 4);
-    // SAFETY: 32 bytes of ql at 64·half + 32·(j % 2) ≤ 96, of qh at 32·half ≤ 32.
-    let (l, h) = unsafe {
-        (
-            load(b.ql.as_ptr().add(64 * half + 32 * (j % 2))),
-            load(b.qh.as_ptr().add(32 * half)),
-        )
-    };
-    let l = if j < 2 { l } else { _mm256_srli_epi16::<4>(l) };
-    let h = match j {
-        0 => h,
-        1 => _mm256_srli_epi16::<2>(h),
-        2 => _mm256_srli_epi16::<4>(h),
-        _ => _mm256_srli_epi16::<6>(h),
-    };
-    _mm256_or_si256(
-        _mm256_and_si256(l, _mm256_set1_epi8(0x0f)),
-        _mm256_slli_epi16::<4>(_mm256_and_si256(h, _mm256_set1_epi8(3))),
-    )
-}
-
-/// Sixteen Q6_K rows against `N` tokens: per 32-element chunk, the rows' quants transposed by
-/// 4-byte groups; per chunk and token, two chains of four `vpdpbusd` (one per 16-element
-/// sub-block) and a `vpmulld` by each sub-block's scale; per block and token, eight
-/// `vpmaddwd` of the rows' scale pairs with the token's pairs of 16-element sums for the
-/// `32·Σ scale·sum` that the stored `q + 32` adds, one conversion and one multiply-add.
+/// Per block: the rows' scales and `d` by five gathers, as f32 `d·scale` per 16-element
+/// sub-block and as i16 pairs; the rows' `ql` and `qh` bytes transposed by 4-byte groups (three
+/// transposes per half block instead of one per 32-element chunk, since the unpacking is
+/// bytewise), then unpacked to `q + 32` bytes. Per chunk and token: two chains of four
+/// `vpdpbusd` (one per sub-block), each sum converted and multiplied by its `d·scale` into
+/// the token's f32 sum. Per block and token: eight `vpdpwssd` of the scale pairs with the
+/// token's 16-element sums for the `32·Σ scale·sum` that the stored `q + 32` adds.
 ///
 /// # Safety
 /// AVX2, FMA, F16C and AVX-512 F, BW, VL and VNNI are available; every row holds `blocks`
@@ -538,55 +503,156 @@ unsafe fn q6_k_sixteen_rows<const N: usize>(
     y: [*const u8; N],
 ) -> [__m512; N] {
     let mut acc = [_mm512_setzero_ps(); N];
+    let (base, offsets) = row_offsets(lo, hi);
     let (lo, hi) = (
         EightRowBlocks::new(lo, blocks),
         EightRowBlocks::new(hi, blocks),
     );
-    // A row's sixteen scales as i16.
-    let widen = |b: &BlockQ6K| {
-        // SAFETY: scales is 16 bytes.
-        _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(b.scales.as_ptr().cast()) })
-    };
+    let low = _mm512_set1_epi8(0x0f);
+    let six = _mm512_set1_epi8(0x3f);
+    // Byte choices within each lane of four packed scales: scale b in the top byte (for an
+    // arithmetic shift to i32), and scales (2p, 2p + 1) in the top bytes of an i16 pair.
+    let scale_of: [__m512i; 4] = std::array::from_fn(|b| lane_bytes([-1, -1, -1, b as i8]));
+    let pair_of: [__m512i; 2] =
+        std::array::from_fn(|p| lane_bytes([-1, 2 * p as i8, -1, 2 * p as i8 + 1]));
     for i in 0..blocks {
         let (bl, bh) = (lo.at(i), hi.at(i));
-        // Register p: every row's i16 pair (scale 2p, scale 2p + 1).
-        let sc = transpose16(std::array::from_fn(|r| join(widen(bl[r]), widen(bh[r]))));
-        let dx = join_ps(widen8(bl.map(|b| b.d)), widen8(bh.map(|b| b.d)));
-        let mut isum = [_mm512_setzero_si512(); N];
-        for (c, &pair) in sc.iter().enumerate() {
-            // SAFETY: c < 8; the CPU features by the caller's contract.
-            let w = transpose16(std::array::from_fn(|r| unsafe {
-                join(q6_k_chunk(bl[r], c), q6_k_chunk(bh[r], c))
-            }));
-            // The scales of sub-blocks 2c and 2c + 1, sign-extended to i32.
-            let (sa, sb) = (
-                _mm512_srai_epi32::<16>(_mm512_slli_epi32::<16>(pair)),
-                _mm512_srai_epi32::<16>(pair),
-            );
-            for t in 0..N {
-                // SAFETY: chunk c of block i of token t (the caller's contract).
-                let y = unsafe { y[t].add(i * ACT_K16 + 32 * c) };
-                // SAFETY: as above.
-                let part = unsafe { half_sums(&w, y) };
-                let scaled = _mm512_add_epi32(
-                    _mm512_mullo_epi32(part[0], sa),
-                    _mm512_mullo_epi32(part[1], sb),
-                );
-                isum[t] = _mm512_add_epi32(isum[t], scaled);
-            }
-        }
-        for t in 0..N {
-            // SAFETY: block i of token t (the caller's contract).
-            let y = unsafe { y[t].add(i * ACT_K16) };
-            // SAFETY: the sums lie within the block.
-            let m = unsafe { pair_sums(&sc, y.add(K16_SUMS_AT)) };
-            let sumi = _mm512_sub_epi32(isum[t], _mm512_slli_epi32::<5>(m));
+        // SAFETY: every row holds `blocks` > i blocks (checked by `EightRowBlocks::new`); each
+        // gather reads the 4 bytes at `at` ≤ 206 of block i (210 bytes) of every row.
+        let field = |at: usize| unsafe {
+            _mm512_i32gather_epi32::<1>(offsets, base.add(i * size_of::<BlockQ6K>() + at).cast())
+        };
+        // Lane q of `sc`: every row's scales 4q .. 4q + 4; `d` in the top half of the 4 bytes
+        // at 206 (the last two scales, then d).
+        let sc: [__m512i; 4] = std::array::from_fn(|q| field(192 + 4 * q));
+        let d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(field(206))));
+        let dsc: [__m512; 16] = std::array::from_fn(|j| {
+            let s = _mm512_srai_epi32::<24>(_mm512_shuffle_epi8(sc[j / 4], scale_of[j % 4]));
+            _mm512_mul_ps(d, _mm512_cvtepi32_ps(s))
+        });
+        let pairs: [__m512i; 8] = std::array::from_fn(|p| {
+            _mm512_srai_epi16::<8>(_mm512_shuffle_epi8(sc[p / 2], pair_of[p % 2]))
+        });
+        // Chunk c = 4·half + j: the low (j < 2) or high nibbles of ql[64·half + 32·(j % 2)..]
+        // and bits 2j, 2j + 1 of qh[32·half..], as `q + 32` bytes, transposed.
+        let w: [[[__m512i; 8]; 4]; 2] = std::array::from_fn(|half| {
+            let rows = |at: fn(&BlockQ6K) -> *const u8| {
+                transpose16(std::array::from_fn(|r| {
+                    // SAFETY: 32 bytes at `at` (within ql or qh, see the calls).
+                    unsafe { join(load(at(bl[r])), load(at(bh[r]))) }
+                }))
+            };
+            let (ql0, ql1, qh) = if half == 0 {
+                (
+                    rows(|b| b.ql.as_ptr()),
+                    rows(|b| b.ql[32..].as_ptr()),
+                    rows(|b| b.qh.as_ptr()),
+                )
+            } else {
+                (
+                    rows(|b| b.ql[64..].as_ptr()),
+                    rows(|b| b.ql[96..].as_ptr()),
+                    rows(|b| b.qh[32..].as_ptr()),
+                )
+            };
+            std::array::from_fn(|j| {
+                std::array::from_fn(|v| {
+                    let l = match j {
+                        0 => ql0[v],
+                        1 => ql1[v],
+                        2 => _mm512_srli_epi16::<4>(ql0[v]),
+                        _ => _mm512_srli_epi16::<4>(ql1[v]),
+                    };
+                    // The two bits of chunk j at bits 4 and 5.
+                    let h = match j {
+                        0 => _mm512_slli_epi16::<4>(qh[v]),
+                        1 => _mm512_slli_epi16::<2>(qh[v]),
+                        2 => qh[v],
+                        _ => _mm512_srli_epi16::<2>(qh[v]),
+                    };
+                    // (l & 0x0f) | (h & 0xf0), then the top two bits cleared.
+                    _mm512_and_si512(_mm512_ternarylogic_epi32::<0xd8>(h, l, low), six)
+                })
+            })
+        });
+        // SAFETY: two sets of four sets of eight registers are eight sets of eight, in order.
+        let w = unsafe { std::mem::transmute::<[[[__m512i; 8]; 4]; 2], [[__m512i; 8]; 8]>(w) };
+        let d32 = _mm512_mul_ps(d, _mm512_set1_ps(32.0));
+        // Tokens four at a time, their sums in registers, then any left one by one.
+        let mut c = 0;
+        while c + 4 <= N {
+            // SAFETY: block i of tokens c .. c + 4 (the caller's contract).
+            let yi: [*const u8; 4] = std::array::from_fn(|t| unsafe { y[c + t].add(i * ACT_K16) });
             // SAFETY: as above.
-            let dy = _mm512_set1_ps(unsafe { std::ptr::read_unaligned(y.add(K16_D_AT).cast()) });
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(sumi), acc[t]);
+            let f = unsafe { q6_k_tokens::<4>(&w, &dsc, yi) };
+            for t in 0..4 {
+                // SAFETY: as above.
+                acc[c + t] = unsafe { q6_k_finish(acc[c + t], f[t], &pairs, d32, yi[t]) };
+            }
+            c += 4;
+        }
+        while c < N {
+            // SAFETY: block i of token c (the caller's contract).
+            let yi = unsafe { y[c].add(i * ACT_K16) };
+            // SAFETY: as above.
+            let f = unsafe { q6_k_tokens::<1>(&w, &dsc, [yi]) };
+            // SAFETY: as above.
+            acc[c] = unsafe { q6_k_finish(acc[c], f[0], &pairs, d32, yi) };
+            c += 1;
         }
     }
     acc
+}
+
+/// `Σ_j d·scale_j · Σ a·(q + 32)` over one Q6_K block of the sixteen rows for `G` tokens:
+/// per 32-element chunk `c` and token, the two sub-block sums of the transposed weights `w[c]`
+/// ([`half_sums`]), converted and multiplied by the rows' `dsc[2c]`, `dsc[2c + 1]`.
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI are available; every `y[t]` points at a block of the sixteen-row
+/// Q6_K layout.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_k_tokens<const G: usize>(
+    w: &[[__m512i; 8]; 8],
+    dsc: &[__m512; 16],
+    y: [*const u8; G],
+) -> [__m512; G] {
+    let mut f = [_mm512_setzero_ps(); G];
+    for (c, w) in w.iter().enumerate() {
+        for (f, y) in f.iter_mut().zip(y) {
+            // SAFETY: chunk c of the token's block (the caller's contract).
+            let part = unsafe { half_sums(w, y.add(32 * c)) };
+            *f = _mm512_fmadd_ps(dsc[2 * c], _mm512_cvtepi32_ps(part[0]), *f);
+            *f = _mm512_fmadd_ps(dsc[2 * c + 1], _mm512_cvtepi32_ps(part[1]), *f);
+        }
+    }
+    f
+}
+
+/// A token's block: `acc + dy·(f − 32·d·Σ scale·sum)`, from the block's scaled sums `f`, the
+/// rows' scale pairs and `32·d`.
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VNNI are available; `y` points at a block of the sixteen-row Q6_K
+/// layout.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn q6_k_finish(
+    acc: __m512,
+    f: __m512,
+    pairs: &[__m512i; 8],
+    d32: __m512,
+    y: *const u8,
+) -> __m512 {
+    let mut m = _mm512_setzero_si512();
+    for (p, &pair) in pairs.iter().enumerate() {
+        // SAFETY: the sums lie within the block (the caller's contract).
+        m = dpwssd(m, pair, unsafe { group16(y.add(K16_SUMS_AT), p) });
+    }
+    // SAFETY: as above.
+    let dy = _mm512_set1_ps(unsafe { std::ptr::read_unaligned(y.add(K16_D_AT).cast()) });
+    _mm512_fmadd_ps(dy, _mm512_fnmadd_ps(d32, _mm512_cvtepi32_ps(m), f), acc)
 }
 
 /// The `avx512` set's prompt path for Q6_K weights.
