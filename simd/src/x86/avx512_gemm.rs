@@ -186,7 +186,9 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
         let mx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(dd)));
         // Sub-block j's weights, transposed: chunk k's low nibbles are sub-block 2k, its high
         // nibbles sub-block 2k + 1.
-        let w: [[[__m512i; 8]; 2]; 4] = std::array::from_fn(|k| {
+        // Written in place (built by value, the 4 KiB array was copied by a call to `memcpy`).
+        let mut w = std::mem::MaybeUninit::<[[[__m512i; 8]; 2]; 4]>::uninit();
+        for k in 0..4 {
             // Register r: the 32 bytes at 32·k of row r (low half) and of row r + 8.
             let q: [__m512i; ROWS] = std::array::from_fn(|r| {
                 // SAFETY: 32 bytes of qs at 32 · k (qs is 128 long).
@@ -197,20 +199,27 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
                     )
                 }
             });
-            [
+            let pair = [
                 transpose16(q.map(|q| _mm512_and_si512(q, low))),
                 transpose16(q.map(|q| _mm512_and_si512(_mm512_srli_epi16::<4>(q), low))),
-            ]
-        });
-        // SAFETY: four pairs of eight registers are eight sets of eight, in the same order.
-        let w = unsafe { std::mem::transmute::<[[[__m512i; 8]; 2]; 4], [[__m512i; 8]; 8]>(w) };
+            ];
+            // SAFETY: k < 4, within the array.
+            unsafe {
+                w.as_mut_ptr()
+                    .cast::<[[__m512i; 8]; 2]>()
+                    .add(k)
+                    .write(pair)
+            };
+        }
+        // SAFETY: all four pairs were written above.
+        let w = unsafe { w.assume_init_ref() };
         // Tokens four at a time, their integer sums in registers, then any left one by one.
         let mut c = 0;
         while c + 4 <= N {
             // SAFETY: block i of tokens c .. c + 4 (the caller's contract).
             let yi: [*const u8; 4] = std::array::from_fn(|t| unsafe { y[c + t].add(i * ACT_K8) });
             // SAFETY: as above.
-            let isum = unsafe { q4_k_tokens::<4>(&w, &s, yi) };
+            let isum = unsafe { q4_k_tokens::<4>(w, &s, yi) };
             for t in 0..4 {
                 // SAFETY: as above.
                 acc[c + t] = unsafe { q4_k_finish(acc[c + t], isum[t], &mins, (dx, mx), yi[t]) };
@@ -221,7 +230,7 @@ unsafe fn q4_k_sixteen_rows<const N: usize>(
             // SAFETY: block i of token c (the caller's contract).
             let yi = unsafe { y[c].add(i * ACT_K8) };
             // SAFETY: as above.
-            let isum = unsafe { q4_k_tokens::<1>(&w, &s, [yi]) };
+            let isum = unsafe { q4_k_tokens::<1>(w, &s, [yi]) };
             // SAFETY: as above.
             acc[c] = unsafe { q4_k_finish(acc[c], isum[0], &mins, (dx, mx), yi) };
             c += 1;
@@ -274,7 +283,7 @@ fn dpwssd(mut acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
 }
 
 /// The integer sums of one Q4_K block of the sixteen rows against `G` tokens: per sub-block
-/// `j` and token, the two half sums of the transposed weights `w[j]` ([`half_sums`]), each
+/// `j` and token, the two half sums of the transposed weights `w[j / 2][j % 2]` ([`half_sums`]), each
 /// times the rows' scales `s[j]` by one `vpdpwssd`.
 ///
 /// # Safety
@@ -283,12 +292,12 @@ fn dpwssd(mut acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn q4_k_tokens<const G: usize>(
-    w: &[[__m512i; 8]; 8],
+    w: &[[[__m512i; 8]; 2]; 4],
     s: &[__m512i; 8],
     y: [*const u8; G],
 ) -> [__m512i; G] {
     let mut isum = [_mm512_setzero_si512(); G];
-    for (j, (w, &s)) in w.iter().zip(s).enumerate() {
+    for (j, (w, &s)) in w.as_flattened().iter().zip(s).enumerate() {
         for (isum, y) in isum.iter_mut().zip(y) {
             // SAFETY: sub-block j of the token's block (the caller's contract).
             let part = unsafe { half_sums(w, y.add(32 * j)) };
@@ -575,8 +584,6 @@ unsafe fn q6_k_sixteen_rows<const N: usize>(
                 })
             })
         });
-        // SAFETY: two sets of four sets of eight registers are eight sets of eight, in order.
-        let w = unsafe { std::mem::transmute::<[[[__m512i; 8]; 4]; 2], [[__m512i; 8]; 8]>(w) };
         let d32 = _mm512_mul_ps(d, _mm512_set1_ps(32.0));
         // Tokens four at a time, their sums in registers, then any left one by one.
         let mut c = 0;
@@ -605,7 +612,8 @@ unsafe fn q6_k_sixteen_rows<const N: usize>(
 }
 
 /// `Σ_j d·scale_j · Σ a·(q + 32)` over one Q6_K block of the sixteen rows for `G` tokens:
-/// per 32-element chunk `c` and token, the two sub-block sums of the transposed weights `w[c]`
+/// per 32-element chunk `c` and token, the two sub-block sums of the transposed weights
+/// `w[c / 4][c % 4]`
 /// ([`half_sums`]), converted and multiplied by the rows' `dsc[2c]`, `dsc[2c + 1]`.
 ///
 /// # Safety
@@ -614,12 +622,12 @@ unsafe fn q6_k_sixteen_rows<const N: usize>(
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn q6_k_tokens<const G: usize>(
-    w: &[[__m512i; 8]; 8],
+    w: &[[[__m512i; 8]; 4]; 2],
     dsc: &[__m512; 16],
     y: [*const u8; G],
 ) -> [__m512; G] {
     let mut f = [_mm512_setzero_ps(); G];
-    for (c, w) in w.iter().enumerate() {
+    for (c, w) in w.as_flattened().iter().enumerate() {
         for (f, y) in f.iter_mut().zip(y) {
             // SAFETY: chunk c of the token's block (the caller's contract).
             let part = unsafe { half_sums(w, y.add(32 * c)) };
